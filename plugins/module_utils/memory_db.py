@@ -1,0 +1,348 @@
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Opening claude-flow's .swarm/memory.db, telling its schema profile, and its time columns.
+
+Three schema profiles exist in the wild:
+  runbook       the tables the incident runbook was written against
+                (patterns, task_trajectories with task_type/execution_time_ms,
+                verification_history); TEXT UTC timestamps.
+  reasoningbank claude-flow 2.7.x: patterns/task_trajectories without
+                task_type, no verification_history; TEXT UTC timestamps,
+                memory_entries in epoch seconds.
+  v3            claude-flow 3.x: patterns(pattern_type, success_count,
+                failure_count, *_at epoch milliseconds), trajectories.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import sqlite3
+import time
+
+try:
+    from urllib.parse import quote
+except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanity's compile test quiet
+    from urllib import quote
+
+SQLITE_HEADER = b'SQLite format 3\x00'
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+class MemoryDbError(Exception):
+    """A problem with the DB file, stated so that an operator knows what to do next."""
+
+
+def inspect_file(path):
+    """What the file system says about a DB before SQLite touches it."""
+    info = {'path': path, 'exists': os.path.exists(path), 'size_bytes': None, 'header_ok': False,
+            'wal_present': os.path.exists(path + '-wal'), 'shm_present': os.path.exists(path + '-shm'),
+            'wal_size_bytes': os.path.getsize(path + '-wal') if os.path.exists(path + '-wal') else 0,
+            'problem': None}
+    if not info['exists']:
+        info['problem'] = '%s does not exist; check the path option or restore from a backup' % path
+        return info
+    if os.path.isdir(path):
+        info['problem'] = '%s is a directory, not a database file; point path at the .db file' % path
+        return info
+    info['size_bytes'] = os.path.getsize(path)
+    if info['size_bytes'] == 0:
+        info['problem'] = ('%s is zero bytes long: the database is empty or was truncated to nothing; '
+                           'restore it from a verified backup' % path)
+        return info
+    try:
+        with open(path, 'rb') as handle:
+            header = handle.read(100)
+    except (IOError, OSError) as exc:
+        info['problem'] = 'cannot read %s (%s); check its permissions' % (path, exc)
+        return info
+    if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+        info['problem'] = ('%s is not an SQLite database (bad header); it was overwritten or is another '
+                           'kind of file: restore it from a verified backup' % path)
+        return info
+    page_size = int.from_bytes(header[16:18], 'big')
+    page_size = 65536 if page_size == 1 else page_size
+    page_count = int.from_bytes(header[28:32], 'big')
+    info['header_ok'] = True
+    if page_size and page_count and info['size_bytes'] < page_size * page_count and not info['wal_present']:
+        info['problem'] = ('%s is truncated: its header declares %d pages of %d bytes (%d bytes) but the file '
+                           'has %d bytes; restore it from a verified backup'
+                           % (path, page_count, page_size, page_size * page_count, info['size_bytes']))
+    return info
+
+
+def connect(path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """Open path. Read-only opens never create the file; read-write opens require it to exist."""
+    if not os.path.isfile(path):
+        raise MemoryDbError('%s does not exist; check the path option or restore from a backup' % path)
+    mode = 'ro' if readonly else 'rw'
+    uri = 'file:%s?mode=%s' % (quote(os.path.abspath(path)), mode)
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute('PRAGMA busy_timeout = %d' % int(busy_timeout_ms))
+    except sqlite3.Error as exc:
+        raise MemoryDbError(describe_sqlite_error(path, exc))
+    return conn
+
+
+def describe_sqlite_error(path, exc):
+    """Turn an sqlite3 exception into a sentence that names the problem and the fix."""
+    text = str(exc)
+    lowered = text.lower()
+    if 'locked' in lowered or 'busy' in lowered:
+        return ('%s is locked by another writer (%s); raise busy_timeout or stop the writer '
+                '(systemctl stop the service) and retry' % (path, text))
+    if 'not a database' in lowered or 'file is encrypted' in lowered:
+        return '%s is not a usable SQLite database (%s); restore it from a verified backup' % (path, text)
+    if 'malformed' in lowered or 'corrupt' in lowered:
+        return '%s is corrupt (%s); run memory_db_recover or restore a verified backup' % (path, text)
+    if 'readonly' in lowered or 'read-only' in lowered or 'permission' in lowered or 'unable to open' in lowered:
+        return ('cannot open %s for this operation (%s); check file and directory permissions and '
+                'that the filesystem is not mounted read-only' % (path, text))
+    if 'disk' in lowered and ('full' in lowered or 'i/o' in lowered):
+        return 'disk problem at %s (%s); free space on that filesystem and retry' % (path, text)
+    return 'SQLite error on %s: %s' % (path, text)
+
+
+def tables(conn):
+    """{table: [columns]} from sqlite_master; column order as declared."""
+    names = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    result = {}
+    for name in names:
+        result[name] = [row[1] for row in conn.execute('PRAGMA table_info(%s)' % quote_ident(name))]
+    return result
+
+
+def indexes(conn):
+    """[{name, table, columns}] for every named index."""
+    result = []
+    for name, table in conn.execute(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"):
+        cols = [row[2] for row in conn.execute('PRAGMA index_info(%s)' % quote_ident(name))]
+        result.append({'name': name, 'table': table, 'columns': cols})
+    return result
+
+
+def quote_ident(name):
+    """Quote an identifier read from sqlite_master (never user input) for PRAGMA/DDL text."""
+    return '"%s"' % name.replace('"', '""')
+
+
+def detect_profile(table_map):
+    """runbook, reasoningbank, v3 or unknown, from the tables and columns present."""
+    patterns = set(table_map.get('patterns', []))
+    if 'pattern_type' in patterns or 'trajectories' in table_map and 'task_trajectories' not in table_map:
+        return 'v3'
+    trajectories = set(table_map.get('task_trajectories', []))
+    if 'verification_history' in table_map or 'task_type' in trajectories:
+        return 'runbook'
+    if patterns or trajectories or 'memory_entries' in table_map:
+        return 'reasoningbank'
+    return 'unknown'
+
+
+# Time units of the columns a metric filters or orders by.
+TEXT_UTC = 'text_utc'      # 'YYYY-MM-DD HH:MM:SS' (CURRENT_TIMESTAMP)
+EPOCH_S = 'epoch_s'
+EPOCH_MS = 'epoch_ms'
+
+
+class Source(object):
+    """Where one logical dataset lives in one profile: table name and the column for each role."""
+
+    def __init__(self, table, time_unit, **columns):
+        self.table = table
+        self.time_unit = time_unit
+        self.columns = columns
+
+    def col(self, role):
+        return self.columns.get(role)
+
+    def missing(self, table_map, roles):
+        """Reason string when the table or a column a role maps to is absent, else None."""
+        if self.table not in table_map:
+            return 'table %s does not exist in this database' % self.table
+        present = set(table_map[self.table])
+        for role in roles:
+            expr = self.columns.get(role)
+            if expr is None:
+                return 'this schema has no column for %s in %s' % (role, self.table)
+            for name in _column_names(expr):
+                if name not in present:
+                    return 'column %s.%s does not exist in this database' % (self.table, name)
+        return None
+
+
+def _column_names(expr):
+    """Column names used by a role expression like '(success_count + failure_count)'."""
+    out = []
+    token = ''
+    for char in expr + ' ':
+        if char.isalnum() or char == '_':
+            token += char
+        else:
+            if token and not token[0].isdigit():
+                out.append(token)
+            token = ''
+    return out
+
+
+SOURCES = {
+    'runbook': {
+        'patterns': Source('patterns', TEXT_UTC, type='type', confidence='confidence', usage='usage_count',
+                           created='created_at', last_used='last_used', data='pattern_data', id='id'),
+        'trajectories': Source('task_trajectories', TEXT_UTC, created='created_at', task_type='task_type',
+                               exec_ms='execution_time_ms'),
+        'verifications': Source('verification_history', TEXT_UTC, time='timestamp', agent='agent_name',
+                                score='truth_score', status='verification_status'),
+    },
+    'reasoningbank': {
+        'patterns': Source('patterns', TEXT_UTC, type='type', confidence='confidence', usage='usage_count',
+                           created='created_at', last_used='last_used', data='pattern_data', id='id'),
+        'trajectories': Source('task_trajectories', TEXT_UTC, created='created_at'),
+        'verifications': Source('verification_history', TEXT_UTC, time='timestamp', agent='agent_name',
+                                score='truth_score', status='verification_status'),
+    },
+    'v3': {
+        'patterns': Source('patterns', EPOCH_MS, type='pattern_type', confidence='confidence',
+                           usage='(success_count + failure_count)', created='created_at',
+                           last_used='last_matched_at', data='name', id='id'),
+        'trajectories': Source('trajectories', EPOCH_MS, created='started_at'),
+        'verifications': Source('verification_history', TEXT_UTC, time='timestamp', agent='agent_name',
+                                score='truth_score', status='verification_status'),
+    },
+}
+SOURCES['unknown'] = SOURCES['runbook']
+
+# Indexes that make the runbook's queries cheap, per profile: (name, table, columns).
+RECOMMENDED_INDEXES = {
+    'runbook': [
+        ('idx_patterns_confidence', 'patterns', ['confidence']),
+        ('idx_patterns_last_used', 'patterns', ['last_used']),
+        ('idx_patterns_created_at', 'patterns', ['created_at']),
+        ('idx_patterns_type', 'patterns', ['type']),
+        ('idx_task_trajectories_created_at', 'task_trajectories', ['created_at']),
+        ('idx_task_trajectories_type_created', 'task_trajectories', ['task_type', 'created_at']),
+        ('idx_verification_history_timestamp', 'verification_history', ['timestamp']),
+    ],
+    'reasoningbank': [
+        ('idx_patterns_confidence', 'patterns', ['confidence']),
+        ('idx_patterns_last_used', 'patterns', ['last_used']),
+        ('idx_patterns_created_at', 'patterns', ['created_at']),
+        ('idx_patterns_type', 'patterns', ['type']),
+        ('idx_task_trajectories_created_at', 'task_trajectories', ['created_at']),
+    ],
+    'v3': [
+        ('idx_patterns_confidence', 'patterns', ['confidence']),
+        ('idx_patterns_last_matched', 'patterns', ['last_matched_at']),
+        ('idx_patterns_created_at', 'patterns', ['created_at']),
+        ('idx_patterns_type', 'patterns', ['pattern_type']),
+        ('idx_trajectories_started_at', 'trajectories', ['started_at']),
+    ],
+    'unknown': [],
+}
+
+
+def to_native(epoch_seconds, unit):
+    """An epoch-seconds instant in a column's own unit, so comparisons can use the column's index."""
+    if unit == EPOCH_S:
+        return int(epoch_seconds)
+    if unit == EPOCH_MS:
+        return int(epoch_seconds * 1000)
+    return time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(epoch_seconds))
+
+
+def epoch_expr(column, unit):
+    """SQL expression that turns a column of the given unit into epoch seconds (REAL)."""
+    if unit == EPOCH_S:
+        return '(%s * 1.0)' % column
+    if unit == EPOCH_MS:
+        return '(%s / 1000.0)' % column
+    return "((julianday(%s) - 2440587.5) * 86400.0)" % column
+
+
+def to_iso(value, unit):
+    """A stored timestamp as ISO 8601 UTC text, whatever its unit; None stays None."""
+    if value is None:
+        return None
+    if unit == TEXT_UTC:
+        text = str(value).replace('T', ' ').rstrip('Z')
+        return text[:19].replace(' ', 'T') + 'Z'
+    seconds = float(value) / (1000.0 if unit == EPOCH_MS else 1.0)
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seconds))
+
+
+def parse_window(text):
+    """'90s', '15m', '1h', '2d' or a number of seconds -> seconds (int > 0)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = int(text)
+    else:
+        raw = str(text).strip().lower()
+        units = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+        try:
+            if raw and raw[-1] in units:
+                seconds = int(float(raw[:-1]) * units[raw[-1]])
+            else:
+                seconds = int(float(raw))
+        except ValueError:
+            raise MemoryDbError("window %r is not a duration; use a number of seconds or e.g. '15m', '1h', '1d'"
+                                % (text,))
+    if seconds <= 0:
+        raise MemoryDbError('window %r must be a positive duration such as 1h' % (text,))
+    return seconds
+
+
+class Database(object):
+    """An open memory.db with its profile; the one object metrics and modules work through."""
+
+    def __init__(self, path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+        self.path = path
+        self.readonly = readonly
+        self.conn = connect(path, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
+        self.queries = []
+        try:
+            self.table_map = tables(self.conn)
+        except sqlite3.Error as exc:
+            self.close()
+            raise MemoryDbError(describe_sqlite_error(path, exc))
+        self.profile = detect_profile(self.table_map)
+        self.sources = SOURCES[self.profile]
+
+    def source(self, name):
+        return self.sources[name]
+
+    def query(self, sql, params=()):
+        """Run one statement with bound parameters; keep the text for the module's `queries` return."""
+        self.queries.append(sql if not params else '%s -- params: %s' % (sql, list(params)))
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise MemoryDbError(describe_sqlite_error(self.path, exc))
+
+    def scalar(self, sql, params=()):
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    def has_rows(self, table):
+        return self.scalar('SELECT EXISTS (SELECT 1 FROM %s)' % quote_ident(table)) == 1
+
+    def pragma(self, name):
+        return self.scalar('PRAGMA %s' % name)
+
+    def close(self):
+        try:
+            self.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Crash-safe file operations shared by every module that writes.
+
+Rules (SQLite's "How To Corrupt An SQLite Database File"):
+write to a temp file in the same directory, fsync it, os.replace() it over
+the target, fsync the directory; never place a DB over another while its
+-wal/-shm remain; preserve whatever is replaced, with its sha256, first.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+
+DB_SUFFIXES = ('', '-wal', '-shm', '-journal')
+
+
+def sha256_file(path, bufsize=1024 * 1024):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        while True:
+            chunk = handle.read(bufsize)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path, data, mode=0o600):
+    """Write data to path so that a crash leaves either the old or the new file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def atomic_write_json(path, obj, mode=0o600):
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + '\n').encode('utf-8'), mode)
+
+
+def read_json(path, default=None):
+    """Read a JSON state file; a missing file gives default, a broken one raises ValueError."""
+    if not os.path.exists(path):
+        return default
+    with open(path, 'rb') as handle:
+        raw = handle.read()
+    try:
+        return json.loads(raw.decode('utf-8'))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError('%s is not valid JSON (%s); move it aside to start a new one' % (path, exc))
+
+
+def db_set(path):
+    """The files that together make one SQLite database: db, -wal, -shm, -journal (those present)."""
+    return [path + suffix for suffix in DB_SUFFIXES if os.path.lexists(path + suffix)]
+
+
+def copy_file_synced(src, dest):
+    """Byte copy of a file that no SQLite connection is writing (a preserved set, a side file)."""
+    tmp = dest + '.partial'
+    with open(src, 'rb') as reader, open(tmp, 'wb') as writer:
+        shutil.copyfileobj(reader, writer, 1024 * 1024)
+        writer.flush()
+        os.fsync(writer.fileno())
+    os.replace(tmp, dest)
+
+
+def preserve_db_set(path, preserve_dir, label=None):
+    """Copy db/-wal/-shm/-journal into a new folder under preserve_dir, with sha256 of each.
+
+    Returns a dict: dir, files [{name, source, path, sha256, size}]. Nothing is
+    moved or changed at the source. Raises OSError when the copy cannot be made
+    completely (e.g. disk full); the partial folder is removed so no half set
+    is ever mistaken for a full one.
+    """
+    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    name = '%s-%s-%d' % (label or os.path.basename(path), stamp, os.getpid())
+    target = os.path.join(preserve_dir, name)
+    os.makedirs(target, mode=0o700)
+    files = []
+    try:
+        for member in db_set(path):
+            dest = os.path.join(target, os.path.basename(member))
+            copy_file_synced(member, dest)
+            os.chmod(dest, 0o600)
+            digest = sha256_file(dest)
+            if digest != sha256_file(member):
+                raise OSError('%s changed while it was being preserved; stop the writer and retry' % member)
+            files.append({'name': os.path.basename(member), 'source': member, 'path': dest,
+                          'sha256': digest, 'size': os.path.getsize(dest)})
+        atomic_write_json(os.path.join(target, 'MANIFEST.json'),
+                          {'source': path, 'created_at': stamp, 'files': files})
+        fsync_dir(target)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return {'dir': target, 'files': files}
+
+
+def remove_db_sidecars(path):
+    """Remove -wal/-shm/-journal of path (after the set was preserved). Returns what was removed."""
+    removed = []
+    for suffix in DB_SUFFIXES[1:]:
+        member = path + suffix
+        if os.path.lexists(member):
+            os.unlink(member)
+            removed.append(member)
+    if removed:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+    return removed
+
+
+def open_holders(path):
+    """Processes that hold path (or its -wal/-shm) open, from /proc/*/fd: [{pid, comm, fd_path}]."""
+    targets = set()
+    for member in [path + suffix for suffix in DB_SUFFIXES]:
+        try:
+            targets.add(os.path.realpath(member))
+        except OSError:
+            continue
+    holders = []
+    own = os.getpid()
+    try:
+        pids = [entry for entry in os.listdir('/proc') if entry.isdigit()]
+    except OSError:
+        return holders
+    for pid in pids:
+        if int(pid) == own:
+            continue
+        fd_dir = os.path.join('/proc', pid, 'fd')
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if link in targets:
+                holders.append({'pid': int(pid), 'comm': _comm(pid), 'fd_path': link})
+                break
+    return holders
+
+
+def _comm(pid):
+    try:
+        with open(os.path.join('/proc', pid, 'comm')) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ''
+
+
+def free_bytes(path):
+    """Free bytes for an unprivileged writer on the filesystem that holds path."""
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    stat = os.statvfs(probe or '/')
+    return stat.f_bavail * stat.f_frsize
+
+
+def fs_usage(path):
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    stat = os.statvfs(probe or '/')
+    total = stat.f_blocks * stat.f_frsize
+    free = stat.f_bavail * stat.f_frsize
+    return {'total_bytes': total, 'free_bytes': free,
+            'free_ratio': round(float(free) / total, 4) if total else None}
