@@ -324,6 +324,14 @@ class Database(object):
         except sqlite3.Error as exc:
             raise MemoryDbError(describe_sqlite_error(self.path, exc))
 
+    def execute(self, sql, params=()):
+        """Run one writing statement with bound parameters; returns the number of rows it changed."""
+        self.queries.append(sql if not params else '%s -- params: %s' % (sql, list(params)))
+        try:
+            return self.conn.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise MemoryDbError(describe_sqlite_error(self.path, exc))
+
     def scalar(self, sql, params=()):
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
@@ -346,3 +354,57 @@ class Database(object):
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def common_argument_spec():
+    """Options every memory_db_* module shares (documented in the memory_db doc fragment)."""
+    return dict(
+        path=dict(type='path', required=True),
+        busy_timeout=dict(type='int', default=DEFAULT_BUSY_TIMEOUT_MS),
+    )
+
+
+def elapsed_ms(started):
+    """Milliseconds since a time.monotonic() reading, for every module's execution_time_ms."""
+    return int(round((time.monotonic() - started) * 1000))
+
+
+def check_integrity(path, mode='quick', foreign_keys=False, max_errors=100,
+                    busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """quick_check or integrity_check without writing anything.
+
+    Never raises for a broken database: returns ok False and the errors, so a
+    caller can act on a corrupt, truncated, missing or foreign file.
+    """
+    pragma = 'quick_check' if mode == 'quick' else 'integrity_check'
+    file_info = inspect_file(path)
+    result = {'ok': False, 'mode': mode, 'errors': [], 'journal_mode': None, 'page_count': None,
+              'page_size': None, 'size_bytes': file_info['size_bytes'], 'wal_present': file_info['wal_present'],
+              'schema_profile': None, 'foreign_key_errors': [], 'queries': []}
+    if file_info['problem'] and not file_info['header_ok']:
+        result['errors'] = [file_info['problem']]
+        return result
+    truncated = file_info['problem']
+    try:
+        with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms) as db:
+            result['schema_profile'] = db.profile
+            result['journal_mode'] = db.pragma('journal_mode')
+            result['page_count'] = db.pragma('page_count')
+            result['page_size'] = db.pragma('page_size')
+            rows = db.query('PRAGMA %s(%d)' % (pragma, int(max_errors)))
+            messages = [row[0] for row in rows]
+            if messages != ['ok']:
+                result['errors'] = messages
+            if foreign_keys:
+                fk_rows = db.query('PRAGMA foreign_key_check')
+                result['foreign_key_errors'] = [
+                    {'table': r[0], 'rowid': r[1], 'parent': r[2], 'fkid': r[3]} for r in fk_rows]
+            result['queries'] = db.queries
+    except MemoryDbError as exc:
+        result['errors'].append(str(exc))
+    if truncated and not result['errors']:
+        result['errors'].append(truncated)
+    elif truncated:
+        result['errors'].insert(0, truncated)
+    result['ok'] = not result['errors'] and not result['foreign_key_errors']
+    return result

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: memory_db_check
+short_description: Check the integrity of a claude-flow memory.db without writing to it
+version_added: 0.1.0
+description:
+  - Runs C(PRAGMA quick_check) (default) or C(PRAGMA integrity_check) on the database, read-only.
+  - The runbook's C(sqlite3 .swarm/memory.db "PRAGMA integrity_check;"), made safe to run while the
+    service holds the database open, and precise about files that are not databases at all.
+  - A missing, zero-length, non-SQLite or truncated file gives O(ok=false) with an error that says
+    what is wrong and what to do; the module itself does not fail for a broken database.
+author:
+  - claude_flow.runbook maintainers
+extends_documentation_fragment:
+  - claude_flow.runbook.memory_db
+options:
+  mode:
+    description:
+      - V(quick) runs C(quick_check) (O(N) and skips index/row cross-checks).
+      - V(full) runs C(integrity_check), which also verifies every index against its table.
+    type: str
+    choices: [quick, full]
+    default: quick
+  foreign_key_check:
+    description: Also run C(PRAGMA foreign_key_check); violations make O(ok=false).
+    type: bool
+    default: false
+  max_errors:
+    description: Stop after this many errors (the pragma's argument).
+    type: int
+    default: 100
+attributes:
+  check_mode:
+    support: full
+    description: The module never writes, so check mode runs the same read-only check.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+'''
+
+EXAMPLES = r'''
+- name: P0 step 2 - is the database corrupt?
+  claude_flow.runbook.memory_db_check:
+    path: /opt/claude-code-production/.swarm/memory.db
+  register: db_check
+
+- name: Full integrity check including indexes and foreign keys
+  claude_flow.runbook.memory_db_check:
+    path: /opt/claude-code-production/.swarm/memory.db
+    mode: full
+    foreign_key_check: true
+'''
+
+RETURN = r'''
+ok:
+  description: True when the check reported C(ok) and no foreign key violation was found.
+  returned: always
+  type: bool
+errors:
+  description: The check's messages, or the reason the file could not be checked at all.
+  returned: always
+  type: list
+  elements: str
+mode:
+  description: The check that ran.
+  returned: always
+  type: str
+  sample: quick
+journal_mode:
+  description: The database's journal mode (C(wal), C(delete), ...); null when it could not be opened.
+  returned: always
+  type: str
+wal_present:
+  description: Whether a C(-wal) file exists beside the database.
+  returned: always
+  type: bool
+size_bytes:
+  description: Size of the main database file; null when it does not exist.
+  returned: always
+  type: int
+page_count:
+  description: Pages in the database as SQLite reports them; null when it could not be opened.
+  returned: always
+  type: int
+schema_profile:
+  description: C(runbook), C(reasoningbank), C(v3) or C(unknown); null when it could not be opened.
+  returned: always
+  type: str
+foreign_key_errors:
+  description: Rows from C(PRAGMA foreign_key_check) when O(foreign_key_check=true).
+  returned: always
+  type: list
+  elements: dict
+queries:
+  description: SQL the module ran.
+  returned: always
+  type: list
+  elements: str
+execution_time_ms:
+  description: Wall time of the module's work in milliseconds.
+  returned: always
+  type: int
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
+    check_integrity, common_argument_spec, elapsed_ms)
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        mode=dict(type='str', choices=['quick', 'full'], default='quick'),
+        foreign_key_check=dict(type='bool', default=False),
+        max_errors=dict(type='int', default=100),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if module.params['max_errors'] < 1:
+        module.fail_json(msg='max_errors must be 1 or more, got %d' % module.params['max_errors'])
+    started = time.monotonic()
+    result = check_integrity(module.params['path'], mode=module.params['mode'],
+                             foreign_keys=module.params['foreign_key_check'],
+                             max_errors=module.params['max_errors'],
+                             busy_timeout_ms=module.params['busy_timeout'])
+    result.pop('page_size', None)
+    module.exit_json(changed=False, execution_time_ms=elapsed_ms(started), **result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: memory_db_info
+short_description: The runbook's memory.db metrics, on any claude-flow schema profile
+version_added: 0.1.0
+description:
+  - Gathers the metrics the runbook reads with C(sqlite3) (ops/sec, cache hit rate, truth scores,
+    patterns by type, anomalous patterns, GOAP planning time, growth, indexes) in one read-only
+    connection, with every parameter bound.
+  - Detects the schema profile (C(runbook), C(reasoningbank) for claude-flow 2.7.x, C(v3) for 3.x)
+    and reads each metric from where that profile keeps it.
+  - A metric whose tables or columns are absent, or whose table has never held a row, is returned
+    as null and listed in RV(unavailable) with the reason. It is never reported as zero.
+  - Rows that exist but fall outside O(window) are a real zero for counts and rates.
+author:
+  - claude_flow.runbook maintainers
+extends_documentation_fragment:
+  - claude_flow.runbook.memory_db
+options:
+  gather:
+    description:
+      - Which metrics to gather. Names, shell wildcards (V(truth_*)) and exclusions (V(!indexes)).
+      - V(all) gathers everything.
+    type: list
+    elements: str
+    default: [all]
+  window:
+    description:
+      - The runbook's time window for rates and averages, in seconds or with a unit
+        (V(15m), V(1h), V(1d)).
+    type: str
+    default: 1h
+  growth_state:
+    description:
+      - File that keeps size samples between runs for RV(growth_bytes_per_hour).
+      - Defaults to C(<path>.growth.json). Not written in check mode.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; in check mode the growth sample is not recorded.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+'''
+
+EXAMPLES = r'''
+- name: P1 step 1 - performance metrics
+  claude_flow.runbook.memory_db_info:
+    path: /opt/claude-code-production/.swarm/memory.db
+    gather: [ops_per_second, cache_hit_rate, truth_*]
+    window: 1h
+  register: db_metrics
+
+- name: Everything but the index report
+  claude_flow.runbook.memory_db_info:
+    path: /opt/claude-code-production/.swarm/memory.db
+    gather: ['all', '!indexes']
+'''
+
+RETURN = r'''
+schema_profile:
+  description: Detected schema profile.
+  returned: when gathered
+  type: str
+  sample: reasoningbank
+ops_per_second:
+  description: Trajectories created in the window divided by the window's seconds.
+  returned: when gathered
+  type: float
+cache_hit_rate:
+  description: Percent of pattern usage on patterns used within the window (the runbook's formula).
+  returned: when gathered
+  type: float
+truth_score_avg:
+  description: Average truth score in the window, from C(verification_history) where that table exists.
+  returned: when gathered
+  type: float
+truth_agents:
+  description: Per-agent average truth score and count in the window, lowest first.
+  returned: when gathered
+  type: list
+  elements: dict
+patterns_by_type:
+  description: Per pattern type, count, average confidence and average usage, lowest usage first.
+  returned: when gathered
+  type: list
+  elements: dict
+anomalous_patterns:
+  description: Count of patterns with confidence below 0.3 or above 0.95, and the 20 newest.
+  returned: when gathered
+  type: dict
+goap_planning:
+  description: Average and maximum execution time and count of C(goap_planning) trajectories in the window.
+  returned: when gathered
+  type: dict
+db_size_bytes:
+  description: Size of the main database file.
+  returned: when gathered
+  type: int
+wal_size_bytes:
+  description: Size of the C(-wal) file, 0 when there is none.
+  returned: when gathered
+  type: int
+growth_bytes_per_hour:
+  description: Growth of database plus WAL per hour between the oldest sample in the last hour and now.
+  returned: when gathered
+  type: float
+patterns_created_24h:
+  description: Patterns created in the last 24 hours.
+  returned: when gathered
+  type: int
+indexes:
+  description: Index names present and the recommended indexes missing for this profile.
+  returned: when gathered
+  type: dict
+unavailable:
+  description: Metric name to the reason it could not be measured.
+  returned: always
+  type: dict
+  sample: {goap_planning: "column task_trajectories.task_type does not exist in this database"}
+metrics:
+  description: All gathered metrics in one dict (the same values as the top-level keys).
+  returned: always
+  type: dict
+queries:
+  description: The SQL that ran, with bound parameters shown.
+  returned: always
+  type: list
+  elements: str
+execution_time_ms:
+  description: Wall time of the module's work in milliseconds.
+  returned: always
+  type: int
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
+    Database, MemoryDbError, common_argument_spec, elapsed_ms, inspect_file, parse_window)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import (
+    Context, collect, select_subsets)
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        gather=dict(type='list', elements='str', default=['all']),
+        window=dict(type='str', default='1h'),
+        growth_state=dict(type='path'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    started = time.monotonic()
+    path = module.params['path']
+    try:
+        window_s = parse_window(module.params['window'])
+        subsets = select_subsets(module.params['gather'])
+        file_info = inspect_file(path)
+        if file_info['problem']:
+            raise MemoryDbError(file_info['problem'])
+        with Database(path, readonly=True, busy_timeout_ms=module.params['busy_timeout']) as db:
+            ctx = Context(db, window_s, growth_state=module.params['growth_state'],
+                          record_growth=not module.check_mode)
+            metrics, unavailable = collect(ctx, subsets)
+            queries = db.queries
+    except MemoryDbError as exc:
+        module.fail_json(msg=str(exc), execution_time_ms=elapsed_ms(started))
+    result = dict(metrics)
+    module.exit_json(changed=False, metrics=metrics, unavailable=unavailable, queries=queries,
+                     window_seconds=window_s, execution_time_ms=elapsed_ms(started), **result)
+
+
+if __name__ == '__main__':
+    main()
