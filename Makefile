@@ -34,3 +34,6 @@ test: venv
 
 clean:
 	rm -rf $(VENV) .collections build tests/output
+
+bench: venv
+	bash bench/run.sh

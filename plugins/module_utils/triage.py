@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One read-only round trip on a host: every fact the runbook's P0/P1 assessment reads, classified.
+
+Each probe returns its facts or says why it could not measure them; a probe
+that fails makes its metrics unknown and never raises the severity.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import time
+
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
+    Database, MemoryDbError, check_integrity)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import Context, collect
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import fs_usage
+from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import classify
+
+LOG_PATTERN = re.compile(r'critical|error|fatal', re.IGNORECASE)
+DB_METRICS = ['ops_per_second', 'cache_hit_rate', 'goap_planning', 'growth_bytes_per_hour', 'db_size_bytes',
+              'wal_size_bytes', 'patterns_created_24h', 'schema_profile']
+
+
+class Facts(object):
+    """Metrics for the classifier, conditions, unknown reasons, and details for the operator."""
+
+    def __init__(self):
+        self.metrics = {}
+        self.conditions = {}
+        self.unknown = {}
+        self.details = {}
+
+    def unknown_all(self, names, reason):
+        for name in names:
+            self.metrics[name] = None
+            self.unknown[name] = reason
+
+
+def probe_database(facts, path, window_s, busy_timeout_ms, record_growth):
+    check = check_integrity(path, mode='quick', busy_timeout_ms=busy_timeout_ms)
+    facts.details['integrity'] = {'ok': check['ok'], 'errors': check['errors'][:10],
+                                  'journal_mode': check['journal_mode']}
+    names = ['ops_per_second', 'cache_hit_rate', 'goap_planning_ms', 'growth_mb_per_hour', 'db_size_bytes']
+    if not os.path.exists(path):
+        facts.conditions['db_missing'] = True
+        facts.unknown_all(names, 'database %s does not exist' % path)
+        return None
+    if not check['ok']:
+        facts.conditions['db_corrupt'] = True
+        facts.unknown_all(names, 'database failed quick_check')
+        facts.metrics['db_size_bytes'] = check['size_bytes']
+        facts.unknown.pop('db_size_bytes')
+        return None
+    facts.conditions['db_corrupt'] = False
+    try:
+        with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms) as db:
+            ctx = Context(db, window_s, record_growth=record_growth)
+            metrics, unavailable = collect(ctx, DB_METRICS)
+    except MemoryDbError as exc:
+        facts.unknown_all(names, str(exc))
+        return None
+    facts.details['schema_profile'] = metrics['schema_profile']
+    facts.details['db'] = metrics
+    facts.metrics['ops_per_second'] = metrics['ops_per_second']
+    facts.metrics['cache_hit_rate'] = metrics['cache_hit_rate']
+    goap = metrics['goap_planning']
+    facts.metrics['goap_planning_ms'] = goap['avg_ms'] if goap else None
+    growth = metrics['growth_bytes_per_hour']
+    facts.metrics['growth_mb_per_hour'] = round(growth / 1048576.0, 3) if growth is not None else None
+    facts.metrics['db_size_bytes'] = metrics['db_size_bytes'] + (metrics['wal_size_bytes'] or 0)
+    renamed = {'goap_planning': 'goap_planning_ms', 'growth_bytes_per_hour': 'growth_mb_per_hour'}
+    for name, reason in unavailable.items():
+        facts.unknown[renamed.get(name, name)] = reason
+    return metrics
+
+
+def probe_health(facts, url, timeout):
+    if not url:
+        facts.unknown['service_down'] = 'no health_url given'
+        return
+    started = time.monotonic()
+    detail = {'url': url, 'status': None, 'error': None}
+    try:
+        response = open_url(url, method='GET', timeout=timeout, validate_certs=True, follow_redirects='safe')
+        detail['status'] = response.getcode()
+    except Exception as exc:  # urllib raises many types; any of them means "not healthy"
+        detail['status'] = getattr(exc, 'code', None)
+        detail['error'] = str(exc)
+    detail['elapsed_ms'] = int((time.monotonic() - started) * 1000)
+    facts.details['health'] = detail
+    facts.conditions['service_down'] = not (detail['status'] and 200 <= detail['status'] < 300)
+
+
+def probe_disk(facts, path):
+    usage = fs_usage(path)
+    facts.details['disk'] = usage
+    facts.metrics['disk_free_ratio'] = usage['free_ratio']
+
+
+def probe_log(facts, log_path, lines):
+    if not log_path or not os.path.exists(log_path):
+        facts.unknown['log_size_bytes'] = 'log %s does not exist' % log_path
+        facts.metrics['log_size_bytes'] = None
+        facts.details['log'] = None
+        return
+    facts.metrics['log_size_bytes'] = os.path.getsize(log_path)
+    counts = {'critical': 0, 'error': 0, 'fatal': 0}
+    for line in tail_lines(log_path, lines):
+        for match in set(m.lower() for m in LOG_PATTERN.findall(line)):
+            counts[match] += 1
+    facts.details['log'] = {'path': log_path, 'lines_read': lines, 'counts': counts}
+
+
+def tail_lines(path, count, block=65536):
+    """Last count lines of a file without reading all of it (the runbook's `tail -500`)."""
+    with open(path, 'rb') as handle:
+        handle.seek(0, os.SEEK_END)
+        end = handle.tell()
+        data = b''
+        while end > 0 and data.count(b'\n') <= count:
+            start = max(0, end - block)
+            handle.seek(start)
+            data = handle.read(end - start) + data
+            end = start
+    return [line.decode('utf-8', 'replace') for line in data.splitlines()[-count:]]
+
+
+def probe_truth(facts, truth_reader):
+    """truth_reader() -> truth_info-style dict (status, overall, agents, reason)."""
+    truth = truth_reader()
+    facts.details['truth'] = truth
+    if truth.get('status') != 'ok' or truth.get('overall') is None:
+        reason = truth.get('reason') or 'truth status %s' % truth.get('status')
+        facts.unknown_all(['truth_score', 'agent_score'], reason)
+        return
+    facts.metrics['truth_score'] = truth['overall']
+    agents = dict((a['agent'], a['score']) for a in truth.get('agents', []) if a.get('score') is not None)
+    facts.metrics['agent_score'] = agents or None
+    if not agents:
+        facts.unknown['agent_score'] = 'no per-agent scores'
+
+
+def probe_quarantine(facts, quarantine_reader):
+    """quarantine_reader() -> {quarantined, quarantined_ratio, reason}."""
+    state = quarantine_reader()
+    facts.details['quarantine'] = state
+    facts.metrics['quarantined_ratio'] = state.get('quarantined_ratio')
+    if state.get('quarantined_ratio') is None:
+        facts.unknown['quarantined_ratio'] = state.get('reason') or 'known agents unknown'
+
+
+def classify_facts(facts, thresholds):
+    verdict = classify(facts.metrics, conditions=facts.conditions, thresholds=thresholds, unknown=facts.unknown)
+    verdict.update(metrics=facts.metrics, conditions=facts.conditions, details=facts.details)
+    return verdict
