@@ -27,7 +27,7 @@ options:
     type: dict
     default: {}
 author:
-  - claude_flow.runbook maintainers
+  - claude_flow.runbook maintainers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

@@ -160,3 +160,51 @@ def classify_facts(facts, thresholds):
     verdict = classify(facts.metrics, conditions=facts.conditions, thresholds=thresholds, unknown=facts.unknown)
     verdict.update(metrics=facts.metrics, conditions=facts.conditions, details=facts.details)
     return verdict
+
+
+def truth_reader(app_dir, executable, timeout, db_path, window_s):
+    """Truth scores the way truth_info's auto source reads them; errors become a status, never a raise."""
+    from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow, truth
+
+    def read():
+        try:
+            return truth.collect('auto', app_dir, executable=executable, timeout=timeout, db_path=db_path,
+                                 window=window_s)
+        except (truth.TruthError, claude_flow.ClaudeFlowError) as exc:
+            return {'status': 'error', 'reason': str(exc), 'overall': None, 'agents': []}
+    return read
+
+
+def quarantine_reader(app_dir, registry, known_agents_option, db_path):
+    from ansible_collections.claude_flow.runbook.plugins.module_utils import quarantine, truth
+
+    def read():
+        try:
+            entries = quarantine.load(registry or os.path.join(app_dir, quarantine.REGISTRY_FILE))
+            known, source, why = quarantine.known_agents(
+                known_agents_option, os.path.join(app_dir, truth.STATE_FILE), db_path)
+        except quarantine.QuarantineError as exc:
+            return {'quarantined': None, 'quarantined_ratio': None, 'reason': str(exc)}
+        names = [e['agent'] for e in entries]
+        return {'quarantined': names, 'known_agents': known, 'known_agents_source': source,
+                'quarantined_ratio': quarantine.ratio(names, known), 'reason': why}
+    return read
+
+
+def run(params, check_mode=False):
+    """Every probe, then the classification. params: the triage module's options."""
+    from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import parse_window
+    window_s = parse_window(params['window'])
+    app_dir = params['app_dir']
+    db_path = params['path'] or os.path.join(app_dir, '.swarm', 'memory.db')
+    facts = Facts()
+    probe_database(facts, db_path, window_s, params['busy_timeout'], record_growth=not check_mode)
+    probe_health(facts, params['health_url'], params['health_timeout'])
+    probe_disk(facts, db_path)
+    probe_log(facts, params['log_path'], params['log_lines'])
+    probe_truth(facts, truth_reader(app_dir, params['executable'], params['timeout'], db_path, window_s))
+    probe_quarantine(facts, quarantine_reader(app_dir, params['registry'], params['known_agents'], db_path))
+    verdict = classify_facts(facts, params['thresholds'])
+    verdict['window_seconds'] = window_s
+    verdict['path'] = db_path
+    return verdict

@@ -18,7 +18,7 @@ description:
   - A missing, zero-length, non-SQLite or truncated file gives O(ok=false) with an error that says
     what is wrong and what to do; the module itself does not fail for a broken database.
 author:
-  - claude_flow.runbook maintainers
+  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - claude_flow.runbook.memory_db
 options:

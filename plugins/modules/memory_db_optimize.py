@@ -20,7 +20,7 @@ description:
     then C(PRAGMA optimize).
   - Refuses to write to a database that fails C(quick_check).
 author:
-  - claude_flow.runbook maintainers
+  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - claude_flow.runbook.memory_db
 options:

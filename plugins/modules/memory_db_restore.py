@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: memory_db_restore
+short_description: Restore claude-flow's memory.db from a verified backup, without losing the current one
+version_added: "1.0.0"
+description:
+  - Restores from an explicit backup file O(src), or from the newest I(verified) backup found under O(backup_dir)
+    (see M(claude_flow.runbook.memory_db_backup) for what verified means). Candidates that fail verification are
+    skipped and listed in RV(skipped) with the reason for each.
+  - Refuses while any process holds the database (or its C(-wal)/C(-shm)) open, naming the processes, unless
+    O(force=true). Stop the service first.
+  - Before anything is replaced, the current C(db)/C(-wal)/C(-shm) set is copied into O(preserve_dir) with the
+    sha256 of each file, and fsynced.
+  - The backup is copied to a temp file beside the database, fsynced and checked with C(integrity_check); the old
+    C(-wal)/C(-shm) are removed (a stale C(-wal) would be replayed into the new file) and the temp file is renamed
+    over O(path) in one atomic step; the restored database is checked with C(integrity_check) again.
+  - Idempotent. When the database already holds the chosen backup's content, nothing is done and C(changed) is false.
+  - Kill-safe. At every instant O(path) holds the complete old file or the complete new one. A journal
+    C(<path>.restore-journal.json) is written after the preserve step and before the sidecars are removed, and
+    deleted after success. A later run that finds it first settles the interrupted restore, reported in
+    RV(interrupted_restore) - C(completed) when the rename had happened (O(path) equals the backup; the journal is
+    dropped after an integrity check), C(rolled_back) when it had not (the removed C(-wal)/C(-shm) are put back
+    from the preserved set, checked by sha256) - and then does its own work.
+author:
+  - claude_flow.runbook maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - claude_flow.runbook.memory_db
+options:
+  src:
+    description:
+      - The backup file to restore. Mutually exclusive with O(backup_dir).
+      - Its manifest C(<src>.manifest.json) must verify, unless O(allow_unverified=true).
+    type: path
+  backup_dir:
+    description:
+      - Directory searched (recursively, with O(pattern)) for backups; the newest verified one is restored.
+        Newest means the manifest's C(created_at), then the file's modification time.
+      - Mutually exclusive with O(src).
+    type: path
+  pattern:
+    description:
+      - Glob relative to O(backup_dir); C(**) matches any number of folders.
+    type: str
+    default: "**/memory.db.backup"
+  expect_profile:
+    description:
+      - Skip backups whose schema profile differs (e.g. a claude-flow 3.x backup for a 2.7 release).
+    type: str
+    choices: [runbook, reasoningbank, v3, unknown]
+  allow_unverified:
+    description:
+      - Accept backups that have no manifest, after a full C(integrity_check) of the file.
+      - Backups whose manifest exists but does not match are never accepted.
+    type: bool
+    default: false
+  force:
+    description:
+      - Restore even while processes hold the database open. Those processes keep the old file open and their
+        later writes are lost; use only when the service cannot be stopped.
+    type: bool
+    default: false
+  preserve_dir:
+    description:
+      - Where the current C(db)/C(-wal)/C(-shm) set is copied before it is replaced; one new folder per run.
+      - Defaults to C(<directory of path>/preserved). Not used when there is no current database.
+    type: path
+  journal_mode:
+    description:
+      - Journal mode the restored file starts in. Backups are single files in C(delete) mode; C(wal) (the default)
+        sets the restored file to WAL, as claude-flow 2.7+ uses it; C(delete) keeps rollback mode; C(keep)
+        leaves whatever the backup file has.
+    type: str
+    choices: [wal, delete, keep]
+    default: wal
+notes:
+  - Check mode verifies the candidates, checks for processes holding the database, and returns
+    RV(would_restore_from), the files it would preserve (with sha256) and the sidecars it would remove, without
+    writing anything.
+  - The restored file keeps the owner and mode of the file it replaces (or gets the directory's owner and C(0600)).
+seealso:
+  - module: claude_flow.runbook.memory_db_backup
+  - module: claude_flow.runbook.memory_db_recover
+'''
+
+EXAMPLES = r'''
+- name: Stop the service before touching the DB
+  ansible.builtin.systemd_service:
+    name: claude-code-production
+    state: stopped
+
+- name: Restore the newest verified backup (runbook P0 database corruption)
+  claude_flow.runbook.memory_db_restore:
+    path: /opt/claude-code-production/.swarm/memory.db
+    backup_dir: /opt/claude-code-backups
+    expect_profile: reasoningbank
+  register: restored
+
+- name: Show what was skipped and why
+  ansible.builtin.debug:
+    var: restored.skipped
+
+- name: Restore one backup file, keeping the current set elsewhere
+  claude_flow.runbook.memory_db_restore:
+    path: /opt/claude-code-production/.swarm/memory.db
+    src: /opt/claude-code-backups/v2.7.46/memory.db.backup
+    preserve_dir: /var/lib/claude-code/preserved
+'''
+
+RETURN = r'''
+restored_from:
+  description: The backup file whose content O(path) now holds (also when nothing had to be done).
+  returned: success, not in check mode
+  type: str
+  sample: /opt/claude-code-backups/v2.7.46/memory.db.backup
+verified:
+  description: Whether the chosen backup was verified by its manifest (false only with O(allow_unverified)).
+  returned: success
+  type: bool
+preserved:
+  description: Where the previous set was preserved; null when nothing was replaced.
+  returned: success, not in check mode
+  type: dict
+  contains:
+    dir:
+      description: Folder holding the preserved copies and a MANIFEST.json.
+      type: str
+    files:
+      description: One entry per preserved file with C(name), C(source), C(path), C(sha256) and C(size).
+      type: list
+      elements: dict
+removed:
+  description: Sidecar files (C(-wal), C(-shm), C(-journal)) of the old database that were removed.
+  returned: changed
+  type: list
+  elements: str
+skipped:
+  description: Candidates that were newer than the chosen one but failed verification, each with C(path) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+integrity:
+  description: C(ok), or the problems C(integrity_check) reports on the restored database.
+  returned: success, not in check mode
+  type: raw
+sha256:
+  description: sha256 of the database file after the restore (in check mode, what it would be).
+  returned: success
+  type: str
+journal_mode:
+  description: The O(journal_mode) applied.
+  returned: always
+  type: str
+holders:
+  description: Processes holding the database open, each with C(pid), C(comm) and C(fd_path).
+  returned: when any
+  type: list
+  elements: dict
+interrupted_restore:
+  description: What was done about an interrupted earlier restore (C(action) is C(completed) or C(rolled_back)).
+  returned: when a restore journal was found
+  type: dict
+would_finish_interrupted:
+  description: In check mode, what would be done about an interrupted earlier restore.
+  returned: check mode, when a restore journal was found
+  type: dict
+would_restore_from:
+  description: The backup that would be restored.
+  returned: check mode, when a restore is needed
+  type: str
+would_preserve:
+  description: Files that would be preserved, with C(name), C(sha256) and C(size).
+  returned: check mode, when a restore is needed
+  type: list
+  elements: dict
+would_preserve_to:
+  description: The O(preserve_dir) that would receive them.
+  returned: check mode, when a restore is needed
+  type: str
+would_remove:
+  description: Sidecar files that would be removed.
+  returned: check mode, when a restore is needed
+  type: list
+  elements: str
+execution_time_ms:
+  description: Wall time of the module in milliseconds.
+  returned: always
+  type: int
+'''
+
+import sqlite3
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup
+
+
+def main():
+    started = time.monotonic()
+    argument_spec = memory_db.common_argument_spec()
+    argument_spec.update(
+        src=dict(type='path'),
+        backup_dir=dict(type='path'),
+        pattern=dict(type='str', default=memory_db_backup.DEFAULT_PATTERN),
+        expect_profile=dict(type='str', choices=list(memory_db_backup.PROFILES)),
+        allow_unverified=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
+        preserve_dir=dict(type='path'),
+        journal_mode=dict(type='str', default='wal', choices=list(memory_db_backup.JOURNAL_MODES)),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[('src', 'backup_dir')], required_one_of=[('src', 'backup_dir')])
+    params = module.params
+    try:
+        result = memory_db_backup.restore(
+            params['path'], src=params['src'], backup_dir=params['backup_dir'], pattern=params['pattern'],
+            expect_profile=params['expect_profile'], allow_unverified=params['allow_unverified'],
+            force=params['force'], preserve_dir=params['preserve_dir'], journal_mode=params['journal_mode'],
+            busy_timeout=params['busy_timeout'], check_mode=module.check_mode)
+    except memory_db.MemoryDbError as exc:
+        module.fail_json(msg=str(exc), execution_time_ms=memory_db.elapsed_ms(started),
+                         **getattr(exc, 'details', {}))
+    except (OSError, sqlite3.Error) as exc:
+        module.fail_json(msg='restore of %s failed: %s; if a %s file is left, the next run settles it'
+                         % (params['path'], exc, memory_db_backup.JOURNAL_SUFFIX),
+                         execution_time_ms=memory_db.elapsed_ms(started))
+    result['execution_time_ms'] = memory_db.elapsed_ms(started)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,181 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: triage
+short_description: The runbook's P0/P1 assessment in one read-only call, classified P0-P3
+version_added: 0.1.0
+description:
+  - Gathers, on the host and in one module call, everything the runbook's assessment steps read with
+    C(systemctl), C(curl), C(sqlite3), C(claude-flow) and C(tail) - database integrity (C(quick_check)),
+    the memory.db metrics, truth scores, service health, free disk space on the database's filesystem,
+    error/critical/fatal counts in the application log, the quarantined-agent ratio and the growth rate.
+  - Classifies them with the runbook's severity table and returns the most severe level, with one reason
+    per breached threshold that quotes the runbook and names its recommended action.
+  - A metric that cannot be measured is listed in RV(unknown) with the reason and never raises the severity.
+author:
+  - claude_flow.runbook maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - claude_flow.runbook.claude_flow
+options:
+  path:
+    description: The memory database. Defaults to C(<app_dir>/.swarm/memory.db).
+    type: path
+  busy_timeout:
+    description: Milliseconds to wait for a database lock.
+    type: int
+    default: 5000
+  health_url:
+    description: Health endpoint of the service; an empty value skips the probe (service state unknown).
+    type: str
+    default: http://localhost:8080/health
+  health_timeout:
+    description: Seconds to wait for the health endpoint.
+    type: int
+    default: 3
+  log_path:
+    description: The application log whose last O(log_lines) lines are searched for critical, error and fatal.
+    type: path
+    default: /var/log/claude-code/application.log
+  log_lines:
+    description: How many lines from the end of the log to read (the runbook's C(tail -500)).
+    type: int
+    default: 500
+  window:
+    description: Time window for rates and averages, in seconds or with a unit (V(15m), V(1h)).
+    type: str
+    default: 1h
+  thresholds:
+    description:
+      - Overrides merged over the runbook's thresholds, keyed by metric (C(truth_score), C(agent_score),
+        C(ops_per_second), C(cache_hit_rate), C(quarantined_ratio), C(growth_mb_per_hour), C(goap_planning_ms),
+        C(db_size_bytes), C(log_size_bytes), C(disk_free_ratio)), each a dict of C(P0)..C(P3) values (any subset).
+      - A metric set to null is switched off.
+    type: dict
+    default: {}
+  registry:
+    description: The collection's quarantine registry. Defaults to C(<app_dir>/.swarm/quarantine.json).
+    type: path
+  known_agents:
+    description: Agents the quarantined ratio is measured against; by default those seen in the truth data.
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; in check mode the growth sample is not recorded.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+'''
+
+EXAMPLES = r'''
+- name: P0 step 1 - Acknowledge and Assess
+  claude_flow.runbook.triage:
+    app_dir: /opt/claude-code-production
+  register: triage
+
+- name: Stricter truth thresholds for this group, ops/sec switched off
+  claude_flow.runbook.triage:
+    app_dir: /opt/claude-code-production
+    thresholds:
+      truth_score: {P1: 0.92}
+      ops_per_second: null
+'''
+
+RETURN = r'''
+severity:
+  description: The most severe level breached, C(P0)..C(P3), or C(none).
+  returned: always
+  type: str
+  sample: P1
+reasons:
+  description: One entry per breach, most severe first, each with C(metric), C(value), C(threshold),
+    C(severity), C(runbook) (the runbook's wording) and C(action) (its recommended response).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{metric: cache_hit_rate, value: 41.2, threshold: 60.0, severity: P1,
+            runbook: "Cache hit rate < 60.0%", action: "clear stale patterns and VACUUM (P1 step 3, Common issue 4)"}]
+metrics:
+  description: The measured numbers the classification used (null when unknown).
+  returned: always
+  type: dict
+conditions:
+  description: C(db_corrupt), C(db_missing), C(service_down) as measured (absent when not measured).
+  returned: always
+  type: dict
+unknown:
+  description: Metric to the reason it could not be measured.
+  returned: always
+  type: dict
+details:
+  description: What each probe saw (integrity errors, health status, log counts, truth source, disk usage).
+  returned: always
+  type: dict
+recommended_playbook:
+  description: The response playbook for RV(severity), null for C(none).
+  returned: always
+  type: str
+window_seconds:
+  description: The window used, in seconds.
+  returned: always
+  type: int
+path:
+  description: The database path probed.
+  returned: always
+  type: str
+execution_time_ms:
+  description: Wall time of the module's work in milliseconds.
+  returned: always
+  type: int
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils.claude_flow import (
+    ClaudeFlowError, check_timeout, common_argument_spec, reject_npx)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import MemoryDbError, elapsed_ms
+from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import ThresholdError, merge_thresholds
+from ansible_collections.claude_flow.runbook.plugins.module_utils.triage import run
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        path=dict(type='path'),
+        busy_timeout=dict(type='int', default=5000),
+        health_url=dict(type='str', default='http://localhost:8080/health'),
+        health_timeout=dict(type='int', default=3),
+        log_path=dict(type='path', default='/var/log/claude-code/application.log'),
+        log_lines=dict(type='int', default=500),
+        window=dict(type='str', default='1h'),
+        thresholds=dict(type='dict', default={}),
+        registry=dict(type='path'),
+        known_agents=dict(type='list', elements='str'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    started = time.monotonic()
+    params = module.params
+    try:
+        if params['log_lines'] < 1 or params['health_timeout'] < 1:
+            raise MemoryDbError('log_lines and health_timeout must be 1 or more')
+        reject_npx(params['executable'])
+        check_timeout(params['timeout'])
+        merge_thresholds(params['thresholds'])
+        verdict = run(params, check_mode=module.check_mode)
+    except (MemoryDbError, ClaudeFlowError, ThresholdError) as exc:
+        module.fail_json(msg=str(exc), execution_time_ms=elapsed_ms(started))
+    module.exit_json(changed=False, execution_time_ms=elapsed_ms(started), **verdict)
+
+
+if __name__ == '__main__':
+    main()
