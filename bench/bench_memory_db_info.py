@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """memory_db_info against the runbook's own SQL through the sqlite3 CLI, side by side, in one run.
 
 For each size: generate a runbook-profile memory.db, then time

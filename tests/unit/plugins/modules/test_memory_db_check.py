@@ -9,7 +9,7 @@ import pytest
 
 from dbfactory import PROFILES, corrupt_db, make_db, sha256
 
-CORRUPTIONS = ['overwritten_pages', 'truncated', 'zero_length', 'not_a_database', 'index_mismatch']
+CORRUPTIONS = ['overwritten_pages', 'truncated', 'zero_length', 'not_a_database', 'index_mismatch', 'stale_wal']
 
 
 @pytest.mark.parametrize('profile', PROFILES)
@@ -105,3 +105,12 @@ def test_check_mode_and_bad_input(module, tmp_path):
     bad = module('memory_db_check', {'path': path, 'mode': "quick'; DROP TABLE patterns;--"})
     assert bad['failed'] and 'mode' in bad['msg']
     assert sqlite3.connect(path).execute('SELECT COUNT(*) FROM patterns').fetchone()[0] > 0
+
+
+def test_stale_wal_is_reported_and_the_set_is_left_as_found(module, tmp_path):
+    # A -wal from another database: a read-write open would checkpoint it into the file for good.
+    path = corrupt_db(make_db(tmp_path), 'stale_wal')
+    before = {suffix: sha256(path + suffix) for suffix in ('', '-wal')}
+    result = module('memory_db_check', {'path': path, 'mode': 'full'})
+    assert result['ok'] is False and result['wal_present'] is True
+    assert {suffix: sha256(path + suffix) for suffix in ('', '-wal')} == before

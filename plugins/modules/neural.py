@@ -1,0 +1,269 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: neural
+short_description: claude-flow neural status, patterns and training, on 2.x and 3.x alike
+version_added: 0.1.0
+description:
+  - The runbook's C(npx claude-flow neural status), C(neural patterns) and C(training neural-train), run
+    against the local install with a hard timeout, with their output parsed.
+  - On claude-flow 3.x, V(status) and V(patterns) parse the printed tables. claude-flow 2.x has neither
+    (its C(neural) knows only C(init)); there they return C(status=unsupported) with the reason, and the
+    CLI is not called.
+  - V(train) runs C(training neural-train --data DATA --epochs N) on 2.x and C(neural train --epochs N) on 3.x
+    (which has no C(--data)). Training is never idempotent, so it always reports C(changed).
+  - Success is decided from the output, not the exit code. 2.x training exits 0 when it fails; the texts
+    C(❌ ruv-swarm is not available), C(Unknown neural subcommand), C([ERROR] Unknown command) and the
+    2.x crash texts make the task fail with that text.
+  - 2.x training calls C(npx ruv-swarm --version), which can never exit, and children of it ignored SIGTERM.
+    When O(timeout) runs out, the whole process group is killed and the task fails with
+    C(timed out after N s; process group killed) and RV(orphans) (processes of the group still alive
+    afterwards; 0 expected).
+extends_documentation_fragment:
+  - claude_flow.runbook.claude_flow
+options:
+  command:
+    description: What to run.
+    type: str
+    choices: [status, patterns, train]
+    default: status
+  data:
+    description:
+      - Training data set for O(command=train) on 2.x (C(--data)). Defaults to V(recent) there.
+      - Ignored, with a warning, on 3.x, which has no such option.
+      - Letters, digits, V(_), V(.) and V(-), not starting with V(-).
+    type: str
+  epochs:
+    description: Training epochs for O(command=train).
+    type: int
+    default: 50
+attributes:
+  check_mode:
+    support: full
+    description: Status and patterns only read, and run as usual; training runs nothing.
+    details:
+      - With O(command=train), check mode runs nothing and returns the command line in RV(would_run), with
+        C(changed=true). V(status) and V(patterns) only read and run in check mode too.
+  diff_mode:
+    description: Nothing is compared; training output is returned instead.
+    support: none
+notes:
+  - 3.x C(neural status) reports the C(Embedding Model) row as C(Loaded) even offline; it is returned as
+    printed and is no health signal.
+  - Accuracy figures printed by 2.x training may be synthesised by claude-flow; they are returned as text,
+    not judged.
+  - C(neural patterns --rebuild-cache) from the runbook exists in no release and is not offered.
+author:
+  - claude_flow.runbook maintainers (!UNKNOWN)
+'''
+
+EXAMPLES = r'''
+- name: Neural status (3.x; unsupported on 2.x)
+  claude_flow.runbook.neural:
+    command: status
+  register: neural
+
+- name: Components that are not running
+  ansible.builtin.debug:
+    msg: "{{ neural.components | dict2items | rejectattr('value.status', 'in', ['Active', 'Available', 'Loaded'])
+             | map(attribute='key') | list }}"
+  when: neural.status == 'ok'
+
+- name: Retrain patterns after a low truth score, never for more than 10 minutes
+  claude_flow.runbook.neural:
+    command: train
+    data: recent
+    epochs: 50
+    timeout: 600
+'''
+
+RETURN = r'''
+status:
+  description:
+    - V(ok) when the command ran and its output was understood, V(unsupported) when this release lacks it,
+      V(error) (with the task failed) when it failed, timed out or printed something not understood.
+  returned: always
+  type: str
+  sample: ok
+reason:
+  description: Why the status is V(unsupported); else null.
+  returned: always
+  type: str
+  sample: null
+cli_version:
+  description: The claude-flow version (from C(--version)).
+  returned: always
+  type: str
+  sample: 3.43.0
+cli_command:
+  description: The command line that was run; null when nothing was run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/opt/claude-code-production/node_modules/.bin/claude-flow", "neural", "status"]
+would_run:
+  description: In check mode with O(command=train), the command line that would be run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/opt/claude-code-production/node_modules/.bin/claude-flow", "neural", "train", "--epochs", "50"]
+components:
+  description: O(command=status) on 3.x, the component table keyed by component name.
+  returned: always
+  type: dict
+  sample: {"ReasoningBank": {"status": "Active", "details": "2 patterns stored"}}
+summary:
+  description: O(command=status) on 3.x, how many components have each status.
+  returned: always
+  type: dict
+  sample: {"Active": 5, "Available": 5, "Not loaded": 2}
+patterns:
+  description: O(command=patterns) on 3.x, the pattern table; C(confidence) as a ratio 0..1, C(usage) a number.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "step_1795849448722", "type": "action", "confidence": 1.0, "usage": 9}]
+total_patterns:
+  description: O(command=patterns), the total the CLI prints (or the rows counted).
+  returned: always
+  type: int
+  sample: 2
+trajectories:
+  description: O(command=patterns), the trajectory count the CLI prints, when it does.
+  returned: always
+  type: int
+  sample: 3
+metrics:
+  description: O(command=train), the metrics the CLI printed, as text.
+  returned: always
+  type: dict
+  sample: {"Epochs": "50", "Final Loss": "1.616e-3"}
+rc:
+  description: Exit code of the CLI (it does not decide success); null when nothing was run.
+  returned: always
+  type: int
+  sample: 0
+stdout:
+  description: What the CLI printed, ANSI escapes removed.
+  returned: always
+  type: str
+  sample: ""
+stderr:
+  description: What the CLI printed on stderr, ANSI escapes removed.
+  returned: always
+  type: str
+  sample: ""
+timed_out:
+  description: Whether O(timeout) ran out and the process group was killed.
+  returned: always
+  type: bool
+  sample: false
+orphans:
+  description: Processes of the CLI's process group still alive after it was done or killed (0 expected).
+  returned: always
+  type: int
+  sample: 0
+duration_ms:
+  description: How long the CLI ran.
+  returned: always
+  type: int
+  sample: 1490
+execution_time_ms:
+  description: How long the module took, version check included.
+  returned: always
+  type: int
+  sample: 2210
+'''
+
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow
+
+DATA_RE = re.compile(r'[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}')
+
+
+def main():
+    argument_spec = claude_flow.common_argument_spec()
+    argument_spec.update(
+        command=dict(type='str', default='status', choices=['status', 'patterns', 'train']),
+        data=dict(type='str'),
+        epochs=dict(type='int', default=50),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    started = time.monotonic()
+    params = module.params
+    command = params['command']
+    out = dict(changed=False, status='ok', reason=None, cli_version=None, cli_command=None, would_run=None,
+               components=None, summary=None, patterns=None, total_patterns=None, trajectories=None, metrics=None,
+               rc=None, stdout='', stderr='', timed_out=False, orphans=None, duration_ms=None)
+
+    def finish(**extra):
+        out.update(extra)
+        out['execution_time_ms'] = int(round((time.monotonic() - started) * 1000))
+        return out
+
+    if params['epochs'] <= 0:
+        module.fail_json(msg='epochs must be a positive number, got %s' % params['epochs'])
+    if params['data'] is not None and not DATA_RE.fullmatch(params['data']):
+        module.fail_json(msg='data %r is not a data set name; use letters, digits, _, . or - (for example recent '
+                         'or goap_heuristics)' % params['data'])
+    default_timeout = claude_flow.TRAIN_TIMEOUT if command == 'train' else claude_flow.DEFAULT_TIMEOUT
+    try:
+        claude_flow.check_timeout(params['timeout'])
+        cli = claude_flow.ClaudeFlow(params['app_dir'], params['executable'], params['timeout'] or default_timeout)
+        version = cli.version()
+    except claude_flow.ClaudeFlowError as exc:
+        module.fail_json(msg=str(exc), **finish(status='error'))
+    out['cli_version'] = version['version']
+
+    unsupported = claude_flow.neural_unsupported_reason(command, version)
+    if unsupported:
+        module.exit_json(**finish(status='unsupported', reason=unsupported))
+
+    if command == 'train':
+        args = claude_flow.neural_train_args(version['major'], params['data'], params['epochs'])
+        if version['major'] != 2 and params['data'] is not None:
+            module.warn('data is ignored: claude-flow %s `neural train` has no --data option' % version['version'])
+        if module.check_mode:
+            module.exit_json(**finish(changed=True, would_run=[cli.executable] + args))
+    elif command == 'status':
+        args = claude_flow.NEURAL_STATUS_ARGS
+    else:
+        args = claude_flow.NEURAL_PATTERNS_ARGS
+
+    run = cli.run(args)
+    finish(changed=command == 'train', cli_command=run['command'], rc=run['rc'], stdout=run['stdout'],
+           stderr=run['stderr'], timed_out=run['timed_out'], orphans=run['orphans'], duration_ms=run['duration_ms'])
+    problem = claude_flow.describe_failure(run, 'neural %s' % command)
+    if problem:
+        out['status'] = 'error'
+        if run['timed_out'] and version['major'] == 2 and command == 'train':
+            problem += ' (2.x training waits on `npx ruv-swarm --version`, which can hang for ever offline)'
+        module.fail_json(msg=problem, **out)
+
+    if command == 'status':
+        parsed = claude_flow.parse_neural_status(run['stdout'])
+        if not parsed['components']:
+            out['status'] = 'error'
+            module.fail_json(msg='claude-flow neural status printed no component table; see stdout', **out)
+        finish(components=parsed['components'], summary=parsed['summary'])
+    elif command == 'patterns':
+        parsed = claude_flow.parse_neural_patterns(run['stdout'])
+        finish(patterns=parsed['patterns'], total_patterns=parsed['total_patterns'],
+               trajectories=parsed['trajectories'])
+    else:
+        finish(metrics=claude_flow.parse_train_output(run['stdout']))
+    module.exit_json(**out)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,136 @@
+"""Helpers for the Event-Driven Ansible tests: run the real ansible-rulebook, POST to it."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.error
+import urllib.request
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+RULEBOOKS = os.path.join(REPO, 'extensions', 'eda', 'rulebooks')
+COLLECTION_LINK = os.path.join(REPO, '.collections', 'ansible_collections', 'claude_flow', 'runbook')
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def tool(name):
+    """A tool from the venv running the tests, else from PATH; fail naming the fix."""
+    path = os.path.join(BIN, name)
+    if os.path.exists(path):
+        return path
+    found = shutil.which(name)
+    if not found:
+        pytest.fail('%s not found next to %s or on PATH; install requirements.txt (make venv)' % (name, sys.executable))
+    return found
+
+
+def tool_env(extra=None):
+    """Environment for ansible tools: the repo's ansible.cfg (collections_path finds this collection)."""
+    if not os.path.isdir(os.path.join(COLLECTION_LINK, 'extensions')):
+        pytest.fail('%s is missing: run `make collection` so ansible finds claude_flow.runbook' % COLLECTION_LINK)
+    env = dict(os.environ)
+    env['ANSIBLE_CONFIG'] = os.path.join(REPO, 'ansible.cfg')
+    env['PATH'] = BIN + os.pathsep + env.get('PATH', '')
+    env['ANSIBLE_NOCOLOR'] = '1'
+    env.update(extra or {})
+    return env
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """(status, parsed JSON or text) for one request; HTTP errors are answers, not exceptions."""
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode('utf-8')
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        request.add_header('Content-Type', 'application/json')
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw.decode('utf-8'))
+    except ValueError:
+        return status, raw.decode('utf-8', 'replace')
+
+
+class RulebookProcess:
+    """ansible-rulebook as a child process in its own session, with its output in a file."""
+
+    def __init__(self, args, env, log_path, cwd=REPO):
+        self.args = args
+        self.env = env
+        self.log_path = log_path
+        self.cwd = cwd
+        self.proc = None
+        self.startup_seconds = None
+
+    def start(self, health_url, timeout=90):
+        started = time.monotonic()
+        self._log = open(self.log_path, 'wb')
+        self.proc = subprocess.Popen([tool('ansible-rulebook')] + self.args, cwd=self.cwd, env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                pytest.fail('ansible-rulebook exited with %s before listening:\n%s' % (self.proc.returncode, self.output()))
+            try:
+                if http('GET', health_url, timeout=2)[0] == 200:
+                    self.startup_seconds = time.monotonic() - started
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail('ansible-rulebook did not answer %s within %ss:\n%s' % (health_url, timeout, self.output()))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self):
+        self._log.flush()
+        with open(self.log_path, 'rb') as handle:
+            return handle.read().decode('utf-8', 'replace')
+
+    def stop(self):
+        """SIGTERM the rulebook's own process group (it and the playbooks it started), then SIGKILL."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def wait_for(predicate, timeout, interval=0.2):
+    """Poll predicate() until it returns something truthy; return that, or the last value on timeout."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    return value
+
+
+@pytest.fixture(scope='session')
+def eda():
+    """The helpers above, as a fixture (two conftest.py files cannot both be imported as 'conftest')."""
+    return types.SimpleNamespace(REPO=REPO, RULEBOOKS=RULEBOOKS, RulebookProcess=RulebookProcess, free_port=free_port,
+                                 http=http, tool=tool, tool_env=tool_env, wait_for=wait_for)

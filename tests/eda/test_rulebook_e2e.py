@@ -1,0 +1,210 @@
+"""End to end: Alertmanager payloads over loopback -> real ansible-rulebook -> real playbooks.
+
+The rulebook under test is extensions/eda/rulebooks/incident-response.yml with the
+collection's own alertmanager source, started as `ansible-rulebook` would be in
+production. What it runs is chosen by two inputs only, the playbook directory
+(`claude_flow_playbook_dir`) and the inventory (`-i`):
+
+* now: TARGET = 'stand-in' -> test playbooks p0..p3-response.yml written below,
+  each recording one marker file per run on the host it ran on, plus the real
+  playbooks/close-incident.yml; three local-connection hosts host-a/b/c.
+* later (SWITCH HERE): return the repo's playbooks/ and the lab inventory from
+  e2e_target(), and make `runs_of()` read what the real playbooks leave on a lab
+  host (e.g. the incident files in claude_flow_incidents_dir) instead of markers.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOKEN = 'e2e-token-not-a-secret'
+HOSTS = ('host-a', 'host-b', 'host-c')
+
+# One marker file per playbook run: <marker_dir>/<host>.<level>.<random>.json
+STAND_IN_PLAYBOOK = """---
+- name: Stand-in {level} response (test only)
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: One marker per run
+      ansible.builtin.tempfile:
+        path: "{{{{ marker_dir }}}}"
+        prefix: "{{{{ inventory_hostname }}}}.{level}."
+        suffix: .json
+      register: marker
+    - name: What this run was given
+      ansible.builtin.copy:
+        dest: "{{{{ marker.path }}}}"
+        content: "{{{{ {{'host': inventory_hostname, 'target_host': target_host, 'incident_id': incident_id,
+                       'alert': incident_alert}} | to_json }}}}"
+        mode: "0644"
+"""
+
+
+def e2e_target(tmp_path):
+    """(playbook_dir, inventory_path, per-host state dirs). SWITCH HERE for the real playbooks."""
+    playbook_dir = tmp_path / 'playbooks'
+    playbook_dir.mkdir()
+    for level in ('p0', 'p1', 'p2', 'p3'):
+        (playbook_dir / ('%s-response.yml' % level)).write_text(STAND_IN_PLAYBOOK.format(level=level))
+    # The real one: it only writes a record, so it runs as is on the stand-in hosts.
+    shutil.copy(os.path.join(REPO, 'playbooks', 'close-incident.yml'), str(playbook_dir / 'close-incident.yml'))
+    markers = tmp_path / 'markers'
+    markers.mkdir()
+    hosts = {}
+    for name in HOSTS:
+        incidents = tmp_path / 'hosts' / name / 'incidents'
+        hosts[name] = {'claude_flow_incidents_dir': str(incidents)}
+    inventory = {'all': {'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                                  'marker_dir': str(markers)},
+                         'hosts': hosts}}
+    inventory_path = tmp_path / 'inventory.yml'
+    inventory_path.write_text(json.dumps(inventory))
+    return str(playbook_dir), str(inventory_path), markers, {n: hosts[n]['claude_flow_incidents_dir'] for n in HOSTS}
+
+
+def runs_of(markers):
+    """[(host, level, recorded dict)] for every response playbook run so far."""
+    runs = []
+    for name in sorted(os.listdir(str(markers))):
+        path = os.path.join(str(markers), name)
+        try:
+            with open(path) as handle:
+                data = json.load(handle)
+        except ValueError:
+            continue  # being written
+        host, level = name.split('.')[:2]
+        runs.append((host, level, data))
+    return runs
+
+
+def resolved_records(incident_dirs):
+    found = {}
+    for host, path in incident_dirs.items():
+        if os.path.isdir(path):
+            for name in os.listdir(path):
+                with open(os.path.join(path, name)) as handle:
+                    found[(host, name)] = json.load(handle)
+    return found
+
+
+def alert(name, instance, status='firing', severity=None, fingerprint='0000', starts='2024-05-01T12:00:00.5Z'):
+    labels = {'alertname': name}
+    if instance is not None:
+        labels['instance'] = instance
+    if severity is not None:
+        labels['severity'] = severity
+    return {'status': status, 'labels': labels, 'annotations': {'summary': name}, 'startsAt': starts,
+            'endsAt': '0001-01-01T00:00:00Z' if status == 'firing' else '2024-05-01T12:30:00Z',
+            'generatorURL': 'http://prometheus.example.invalid/graph', 'fingerprint': fingerprint}
+
+
+def notification(*alerts):
+    return {'version': '4', 'status': alerts[0]['status'], 'receiver': 'claude-flow-eda', 'groupKey': '{}:{}',
+            'truncatedAlerts': 0, 'groupLabels': {}, 'commonLabels': {}, 'commonAnnotations': {},
+            'externalURL': 'http://alertmanager.example.invalid', 'alerts': list(alerts)}
+
+
+def test_alerts_run_the_matching_playbook_once_on_the_alerting_host_only(tmp_path, record_property, eda):
+    http, wait_for = eda.http, eda.wait_for
+    test_started = time.monotonic()
+    playbook_dir, inventory, markers, incident_dirs = e2e_target(tmp_path)
+    port = eda.free_port()
+    vars_file = tmp_path / 'vars.yml'
+    vars_file.write_text(json.dumps({'claude_flow_playbook_dir': playbook_dir, 'alertmanager_listen_port': port}))
+    url = 'http://127.0.0.1:%d' % port
+    auth = {'Authorization': 'Bearer ' + TOKEN}
+
+    rulebook = eda.RulebookProcess(
+        ['-r', os.path.join(eda.RULEBOOKS, 'incident-response.yml'), '-i', inventory, '--vars', str(vars_file),
+         '--env-vars', 'EDA_ALERTMANAGER_TOKEN', '-vv'],
+        eda.tool_env({'EDA_ALERTMANAGER_TOKEN': TOKEN}), str(tmp_path / 'rulebook.log'))
+    rulebook.start(url + '/health')
+    try:
+        # Authentication and bad input are answered, and the rulebook keeps running.
+        assert http('POST', url + '/alerts', notification(alert('ClaudeFlowDbCorrupt', 'host-a:9100')))[0] == 401
+        status, answer = http('POST', url + '/alerts', b'{"version": "4", "alerts": [', auth)
+        assert status == 400 and 'not valid JSON' in answer['error']
+        assert rulebook.alive(), rulebook.output()
+
+        # The same P0 alert ten times (Alertmanager repeats, HA pairs): one P0 run on host-a.
+        p0 = alert('ClaudeFlowDbCorrupt', 'host-a:9100', fingerprint='a0a0a0a0a0a0a0a0')
+        for dummy in range(10):
+            assert http('POST', url + '/alerts', notification(p0), auth) == (200, {'accepted': 1})
+        # P1 by label on host-b; unknown severity on host-c and an alert without a host: log only.
+        assert http('POST', url + '/alerts', notification(
+            alert('ClaudeFlowCacheHitRateLow', 'host-b:9100', severity='P1', fingerprint='b1b1b1b1b1b1b1b1'),
+            alert('SomethingNobodyMapped', 'host-c:9100', severity='warning', fingerprint='c3c3c3c3c3c3c3c3'),
+            alert('ClaudeFlowDbMissing', None, fingerprint='d0d0d0d0d0d0d0d0')), auth) == (200, {'accepted': 3})
+        # host-a's alert resolves: its incident is closed with the same incident id.
+        assert http('POST', url + '/alerts', notification(
+            dict(p0, status='resolved', endsAt='2024-05-01T12:30:00Z')), auth) == (200, {'accepted': 1})
+        posted = time.monotonic()
+
+        incident_a = 'a0a0a0a0a0a0a0a0-20240501T120000Z'
+        expected_record = ('host-a', incident_a + '.resolved.json')
+
+        def done():
+            runs = {run[:2] for run in runs_of(markers)}
+            return {('host-a', 'p0'), ('host-b', 'p1')} <= runs and expected_record in resolved_records(incident_dirs)
+
+        assert wait_for(done, timeout=120), 'runs so far: %r\n%s' % (runs_of(markers), rulebook.output()[-5000:])
+        handled = time.monotonic()
+        # A duplicate that slipped through the throttle would be queued behind host-a's lock:
+        # give it longer than one playbook run to show up.
+        time.sleep(max(3.0, handled - posted))
+        assert rulebook.alive(), rulebook.output()
+        log = rulebook.output()
+
+        runs = runs_of(markers)
+        assert sorted(run[:2] for run in runs) == [('host-a', 'p0'), ('host-b', 'p1')], runs
+        by_host = {run[0]: run[2] for run in runs}
+        assert by_host['host-a']['target_host'] == 'host-a'
+        assert by_host['host-a']['incident_id'] == incident_a
+        assert by_host['host-a']['alert']['labels']['alertname'] == 'ClaudeFlowDbCorrupt'
+        assert by_host['host-a']['alert']['status'] == 'firing'
+        assert by_host['host-b']['incident_id'] == 'b1b1b1b1b1b1b1b1-20240501T120000Z'
+
+        records = resolved_records(incident_dirs)
+        assert list(records) == [expected_record], records
+        record = records[expected_record]
+        assert record['status'] == 'resolved' and record['host'] == 'host-a'
+        assert record['alertname'] == 'ClaudeFlowDbCorrupt' and record['ends_at'] == '2024-05-01T12:30:00Z'
+
+        # Exactly three playbooks were launched, and both log-only rules fired.
+        assert log.count('call_action run_playbook') == 3, log[-5000:]
+        assert 'No playbook: alert SomethingNobodyMapped (firing) has no severity label' in log
+        assert 'No playbook: P0 alert ClaudeFlowDbMissing (firing): alert has none of the host labels' in log
+        assert TOKEN not in log
+    finally:
+        rulebook.stop()
+    runtime = time.monotonic() - test_started
+    record_property('rulebook_startup_seconds', round(rulebook.startup_seconds, 2))
+    record_property('e2e_seconds', round(runtime, 2))
+    print('\nansible-rulebook startup %.2fs, handled in %.2fs after the last POST, e2e test %.2fs'
+          % (rulebook.startup_seconds, handled - posted, runtime))
+
+
+def test_close_incident_refuses_a_path_as_incident_id_and_check_mode_writes_nothing(tmp_path, eda):
+    incidents = tmp_path / 'incidents'
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text(json.dumps({'all': {'hosts': {'host-a': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+        'claude_flow_incidents_dir': str(incidents)}}}}))
+    playbook = os.path.join(REPO, 'playbooks', 'close-incident.yml')
+
+    def close(incident_id, *extra):
+        return subprocess.run([eda.tool('ansible-playbook'), '-i', str(inventory), playbook, '-l', 'host-a',
+                               '-e', json.dumps({'target_host': 'host-a', 'incident_id': incident_id})] + list(extra),
+                              env=eda.tool_env(), capture_output=True, text=True, timeout=120, check=False)
+
+    bad = close('../../etc/cron.d/x')
+    assert bad.returncode != 0 and 'incident_id must be letters, digits' in bad.stdout, bad.stdout
+    checked = close('abc-20240501T120000Z', '--check')
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert 'changed=2' in checked.stdout  # it reports the directory and the record it would write
+    assert not incidents.exists()
