@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import hashlib
 import json
 import os
@@ -203,3 +204,77 @@ def fs_usage(path):
     free = stat.f_bavail * stat.f_frsize
     return {'total_bytes': total, 'free_bytes': free,
             'free_ratio': round(float(free) / total, 4) if total else None}
+
+
+# A file name the modules write under a directory they are given: no path separators, no
+# leading dot (temp files are hidden), nothing a shell or SQL text could misread.
+_PLAIN_NAME_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-')
+
+
+def plain_filename_problem(name):
+    """None when name is a plain file name, else a sentence saying what is wrong with it."""
+    if not name:
+        return 'it is empty'
+    if len(name) > 200:
+        return 'it is longer than 200 characters'
+    bad = sorted(set(char for char in name if char not in _PLAIN_NAME_CHARS))
+    if bad:
+        return 'it contains %s; only letters, digits, ".", "_" and "-" are allowed' % ' '.join(repr(c) for c in bad)
+    if name[0] in '.-':
+        return 'it starts with %r (hidden or option-like names are reserved for temp files)' % name[0]
+    return None
+
+
+def is_disk_full(exc):
+    """True for ENOSPC/EDQUOT from the OS or SQLite's 'database or disk is full'."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return 'disk is full' in str(exc).lower() or 'no space left' in str(exc).lower()
+
+
+def remove_files(paths):
+    """Unlink each path that exists (temp files, sidecars of a temp DB); returns those removed."""
+    removed = []
+    for member in paths:
+        try:
+            os.unlink(member)
+            removed.append(member)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def makedirs_synced(path, mode=0o700):
+    """Create path (and parents) and fsync each new directory's parent; returns True if created."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return False
+    parent = os.path.dirname(path)
+    makedirs_synced(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return False
+    fsync_dir(parent)
+    return True
+
+
+def owner_and_mode(path, default_mode=0o600):
+    """(uid, gid, mode) a file replacing path should get: path's own, else its directory's owner."""
+    if os.path.exists(path):
+        stat = os.stat(path)
+        return stat.st_uid, stat.st_gid, stat.st_mode & 0o7777
+    stat = os.stat(os.path.dirname(os.path.abspath(path)))
+    return stat.st_uid, stat.st_gid, default_mode
+
+
+def apply_owner_and_mode(path, owner):
+    """chmod/chown path to an owner_and_mode() triple; chown is skipped when not permitted."""
+    uid, gid, mode = owner
+    os.chmod(path, mode)
+    try:
+        os.chown(path, uid, gid)
+    except PermissionError:
+        pass  # not root: the file already belongs to the user running the module

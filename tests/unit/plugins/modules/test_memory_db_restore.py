@@ -1,0 +1,342 @@
+"""memory_db_restore: choosing a verified backup, refusing live DBs, preserving, idempotence, kill-safety."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from conftest import COLLECTIONS, REPO
+from dbfactory import corrupt_db, make_db, sha256, tree_digest
+
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup, safe_files
+
+# Commits rows into the -wal and dies without checkpointing, as a crashed service would: the DB's
+# latest transactions then exist only in memory.db-wal (with memory.db-shm beside it).
+CRASHING_WRITER = r'''
+import os, signal, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute('PRAGMA journal_mode=WAL')
+conn.execute('PRAGMA wal_autocheckpoint=0')
+conn.execute('CREATE TABLE IF NOT EXISTS restore_marker (n INTEGER)')
+conn.execute('INSERT INTO restore_marker VALUES (?)', (int(sys.argv[2]),))
+os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+HOLDER = r'''
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1])
+conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+print('ready', flush=True)
+time.sleep(120)
+'''
+
+
+def marker(path):
+    """The restore_marker value a DB set holds (reads -wal too), None when the table is absent."""
+    conn = sqlite3.connect('file:%s?mode=ro' % path, uri=True)
+    try:
+        row = conn.execute('SELECT max(n) FROM restore_marker').fetchone()
+        return row[0]
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+
+
+def set_marker(path, value):
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute('CREATE TABLE IF NOT EXISTS restore_marker (n INTEGER)')
+        conn.execute('DELETE FROM restore_marker')
+        conn.execute('INSERT INTO restore_marker VALUES (?)', (value,))
+    finally:
+        conn.close()
+
+
+def crash_after_write(path, value):
+    subprocess.run([sys.executable, '-c', CRASHING_WRITER, path, str(value)], check=False)
+    assert os.path.getsize(path + '-wal') > 0 and os.path.exists(path + '-shm')
+
+
+def take(module, db, backup_root, release, value):
+    """A backup of db holding restore_marker = value, in backup_root/<release>/memory.db.backup."""
+    set_marker(db, value)
+    r = module('memory_db_backup', {'path': db, 'dest': str(backup_root / release)})
+    assert r['changed'] is True, r
+    return r
+
+
+def rewrite_manifest_sha(backup):
+    """Make the manifest agree with the (damaged) file, as a buggy tool might."""
+    mpath = backup + '.manifest.json'
+    with open(mpath) as handle:
+        manifest = json.load(handle)
+    manifest['sha256'] = sha256(backup)
+    with open(mpath, 'w') as handle:
+        json.dump(manifest, handle)
+
+
+def set_digests(db):
+    return dict((os.path.basename(m), sha256(m)) for m in safe_files.db_set(db))
+
+
+@pytest.fixture
+def holder():
+    procs = []
+
+    def start(path):
+        proc = subprocess.Popen([sys.executable, '-c', HOLDER, path], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == 'ready'
+        procs.append(proc)
+        return proc
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_newest_verified_backup_is_chosen_and_the_rest_are_skipped_with_reasons(module, tmp_path):
+    db = make_db(tmp_path, rows=3000)
+    root = tmp_path / 'backups'
+    take(module, db, root, 'r1', 1)
+    chosen = take(module, db, root, 'r2', 2)
+    sha_bad = take(module, db, root, 'r3', 3)
+    no_manifest = take(module, db, root, 'r4', 4)
+    corrupt_now = take(module, db, root, 'r5', 5)
+    (tmp_path / 'other').mkdir()
+    v3_db = make_db(tmp_path / 'other', profile='v3', rows=300)
+    other_profile = module('memory_db_backup', {'path': v3_db, 'dest': str(root / 'r6')})
+    with open(sha_bad['backup_path'], 'r+b') as handle:
+        handle.seek(9000)
+        handle.write(b'\xa5' * 8)
+    # r4 has no manifest (it is newer than r2 by mtime)
+    os.unlink(no_manifest['manifest_path'])
+    corrupt_db(corrupt_now['backup_path'], 'overwritten_pages')
+    rewrite_manifest_sha(corrupt_now['backup_path'])
+
+    set_marker(db, 99)
+    crash_after_write(db, 100)  # the current set: db + -wal with a committed row + -shm
+    before = set_digests(db)
+    assert sorted(before) == ['memory.db', 'memory.db-shm', 'memory.db-wal']
+
+    r = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'expect_profile': 'runbook'})
+    assert r['changed'] is True and r['restored_from'] == chosen['backup_path'], r
+    reasons = dict((os.path.basename(os.path.dirname(s['path'])), s['reason']) for s in r['skipped'])
+    assert sorted(reasons) == ['r3', 'r4', 'r5', 'r6'], reasons
+    assert reasons['r6'].startswith('schema profile is v3, expected runbook')
+    assert reasons['r5'].startswith('fails quick_check now')
+    assert reasons['r4'].startswith('no manifest') and 'allow_unverified' in reasons['r4']
+    assert reasons['r3'].startswith('sha256 mismatch')
+    assert other_profile['changed'] is True
+
+    assert marker(db) == 2 and r['integrity'] == 'ok' and r['verified'] is True
+    with open(db, 'rb') as handle:
+        assert handle.read(20)[18:20] == b'\x02\x02'  # journal_mode wal by default
+    assert not os.path.exists(db + '-wal') or os.path.getsize(db + '-wal') == 0
+    assert sorted(r['removed']) == sorted([db + '-wal', db + '-shm'])
+    # Every byte that was there before is in the preserved set, and the row only the -wal held is readable.
+    preserved = dict((f['name'], f) for f in r['preserved']['files'])
+    assert dict((name, f['sha256']) for name, f in preserved.items()) == before
+    assert all(sha256(f['path']) == f['sha256'] for f in preserved.values())
+    copy_dir = tmp_path / 'reopen'
+    copy_dir.mkdir()
+    for f in preserved.values():
+        shutil.copy(f['path'], str(copy_dir / f['name']))
+    assert marker(str(copy_dir / 'memory.db')) == 100
+    assert not os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX)
+
+
+def test_refuses_while_a_process_holds_the_db_and_force_overrides(module, tmp_path, holder):
+    db = make_db(tmp_path, rows=500)
+    root = tmp_path / 'backups'
+    take(module, db, root, 'r1', 1)
+    set_marker(db, 2)
+    proc = holder(db)
+    before = tree_digest(str(tmp_path))
+    r = module('memory_db_restore', {'path': db, 'backup_dir': str(root)})
+    assert r['failed'] and 'pid %d (python' % proc.pid in r['msg'] and 'stop the service first' in r['msg'], r
+    assert 'force: true' in r['msg'] and [h['pid'] for h in r['holders']] == [proc.pid]
+    assert tree_digest(str(tmp_path)) == before
+    forced = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'force': True})
+    assert forced['changed'] is True and [h['pid'] for h in forced['holders']] == [proc.pid], forced
+    assert marker(db) == 1
+
+
+def test_check_mode_changes_no_byte_and_says_what_it_would_do(module, tmp_path):
+    db = make_db(tmp_path, rows=500)
+    root = tmp_path / 'backups'
+    chosen = take(module, db, root, 'r1', 1)
+    crash_after_write(db, 7)
+    before = tree_digest(str(tmp_path))
+    r = module('memory_db_restore', {'path': db, 'backup_dir': str(root)}, check_mode=True)
+    assert r['changed'] is True and r['would_restore_from'] == chosen['backup_path'], r
+    assert dict((f['name'], f['sha256']) for f in r['would_preserve']) == set_digests(db)
+    assert sorted(r['would_remove']) == sorted([db + '-wal', db + '-shm'])
+    assert r['sha256'] == memory_db_backup.sha256_as_restored(chosen['backup_path'], 'wal')
+    assert tree_digest(str(tmp_path)) == before
+
+
+def test_restoring_the_same_content_again_changes_nothing(module, tmp_path):
+    db = make_db(tmp_path, rows=500)
+    root = tmp_path / 'backups'
+    backup = take(module, db, root, 'r1', 1)
+    set_marker(db, 2)
+    first = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
+    assert first['changed'] is True and marker(db) == 1
+    before = tree_digest(str(tmp_path))
+    again = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
+    assert again['changed'] is False and again['restored_from'] == backup['backup_path'], again
+    assert 'nothing to do' in again['msg'] and again['preserved'] is None and again['integrity'] == 'ok'
+    assert tree_digest(str(tmp_path)) == before
+    delete_mode = module('memory_db_restore', {'path': db, 'src': backup['backup_path'], 'journal_mode': 'delete'})
+    assert delete_mode['changed'] is True and sha256(db) == sha256(backup['backup_path'])
+
+
+def test_backup_without_manifest_needs_allow_unverified(module, tmp_path):
+    db = make_db(tmp_path, rows=500)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    os.unlink(backup['manifest_path'])
+    set_marker(db, 2)
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
+    assert r['failed'] and 'no manifest' in r['msg'] and 'allow_unverified: true' in r['msg'], r
+    assert marker(db) == 2
+    ok = module('memory_db_restore', {'path': db, 'src': backup['backup_path'], 'allow_unverified': True})
+    assert ok['changed'] is True and ok['verified'] is False and marker(db) == 1
+
+
+def _prepare_interrupted(module, tmp_path, steps):
+    db = make_db(tmp_path, rows=500)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    set_marker(db, 2)
+    crash_after_write(db, 3)
+    before = set_digests(db)
+    run = memory_db_backup.RestoreRun(db, backup['backup_path'], preserve_dir=str(tmp_path / 'preserved'))
+    for step in steps:
+        getattr(run, step)()
+    return db, backup, before, run
+
+
+def test_interrupted_before_the_swap_is_rolled_back_then_redone(module, tmp_path):
+    # Killed after the old -wal/-shm were removed but before the new file went in.
+    db, backup, before, run = _prepare_interrupted(module, tmp_path, ['preserve', 'write_journal', 'stage'])
+    safe_files.remove_db_sidecars(db)
+    assert os.path.exists(run.tmp) and os.path.exists(run.journal_path)
+
+    planned = module('memory_db_restore', {'path': db, 'src': backup['backup_path']}, check_mode=True)
+    assert planned['would_finish_interrupted']['action'] == 'rolled_back'
+    assert sorted(planned['would_finish_interrupted']['put_back']) == sorted([db + '-wal', db + '-shm'])
+    assert os.path.exists(run.journal_path) and not os.path.exists(db + '-wal')
+
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path'],
+                                     'preserve_dir': str(tmp_path / 'preserved')})
+    assert r['changed'] is True and r['interrupted_restore']['action'] == 'rolled_back', r
+    # The put-back set was exactly the original one: the second preserve recorded the same digests.
+    assert dict((f['name'], f['sha256']) for f in r['preserved']['files']) == before
+    assert marker(db) == 1 and r['integrity'] == 'ok'
+    assert not os.path.exists(run.tmp) and not os.path.exists(run.journal_path)
+    assert [n for n in os.listdir(os.path.dirname(db)) if n.endswith('.tmp')] == []
+
+
+def test_interrupted_after_the_swap_is_completed(module, tmp_path):
+    steps = ['preserve', 'write_journal', 'stage', 'swap']
+    db, backup, _before, run = _prepare_interrupted(module, tmp_path, steps)
+    assert os.path.exists(run.journal_path)
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
+    assert r['interrupted_restore']['action'] == 'completed' and r['interrupted_restore']['integrity'] == 'ok', r
+    assert r['changed'] is True and r['preserved'] is None  # the DB already held the backup: nothing to redo
+    assert marker(db) == 1 and not os.path.exists(run.journal_path)
+
+
+def _spawn(args):
+    fd, args_path = tempfile.mkstemp(suffix='.json')
+    with os.fdopen(fd, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': dict(args, _ansible_check_mode=False,
+                                               _ansible_remote_tmp=tempfile.gettempdir())}, handle)
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, 'plugins', 'modules', 'memory_db_restore.py'),
+                             args_path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return proc, args_path
+
+
+def test_killed_at_any_moment_the_db_is_whole_and_the_next_run_finishes(module, tmp_path):
+    db = make_db(tmp_path, rows=3000)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    set_marker(db, 2)
+    crash_after_write(db, 3)
+    pristine = tmp_path / 'pristine'
+    pristine.mkdir()
+    for member in safe_files.db_set(db):
+        shutil.copy(member, str(pristine / os.path.basename(member)))
+    old_sha = sha256(db)
+    new_sha = memory_db_backup.sha256_as_restored(backup['backup_path'], 'wal')
+    rng = random.Random(7)
+    outcomes = set()
+    for _round in range(6):
+        for name in os.listdir(os.path.dirname(db)):
+            if name.startswith('memory.db') or name.startswith('.memory.db'):
+                os.unlink(os.path.join(os.path.dirname(db), name))
+        for name in os.listdir(str(pristine)):
+            shutil.copy(str(pristine / name), os.path.join(os.path.dirname(db), name))
+        proc, args_path = _spawn({'path': db, 'src': backup['backup_path']})
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        os.unlink(args_path)
+        current = sha256(db)
+        assert current in (old_sha, new_sha)  # never a half-written file
+        if current == old_sha and not os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX):
+            assert set_digests(db) == dict((n, sha256(str(pristine / n))) for n in os.listdir(str(pristine)))
+        journal = os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX)
+        outcomes.add(('new' if current == new_sha else 'old') + ('+journal' if journal else ''))
+        r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
+        assert r.get('failed') is not True, r
+        assert marker(db) == 1 and not os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX)
+    print('kill outcomes', sorted(outcomes))
+    assert outcomes  # the rounds ran
+
+
+@pytest.mark.parametrize('args, expected', [
+    ({'pattern': "x'; DROP TABLE patterns;--"}, 'no verified backup matches'),
+    ({'pattern': '../../etc/*'}, 'must be a relative glob'),
+    ({'pattern': '/etc/*'}, 'must be a relative glob'),
+])
+def test_bad_patterns_are_refused_safely(module, tmp_path, args, expected):
+    db = make_db(tmp_path, rows=300)
+    take(module, db, tmp_path / 'backups', 'r1', 1)
+    before = tree_digest(str(tmp_path))
+    r = module('memory_db_restore', dict(args, path=db, backup_dir=str(tmp_path / 'backups')))
+    assert r['failed'] and expected in r['msg'], r
+    assert tree_digest(str(tmp_path)) == before
+
+
+def test_bad_inputs_name_the_fix(module, tmp_path):
+    db = make_db(tmp_path, rows=300)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path'], 'backup_dir': str(tmp_path)})
+    assert r['failed'] and 'mutually exclusive' in r['msg']
+    r = module('memory_db_restore', {'path': db})
+    assert r['failed'] and 'src' in r['msg'] and 'backup_dir' in r['msg']
+    r = module('memory_db_restore', {'path': db, 'src': db, 'allow_unverified': True})
+    assert r['failed'] and 'is the database itself' in r['msg']
+    r = module('memory_db_restore', {'path': db, 'backup_dir': str(tmp_path / 'nope')})
+    assert r['failed'] and 'is not a directory' in r['msg']
+    r = module('memory_db_restore', {'path': str(tmp_path / 'gone' / 'memory.db'), 'src': backup['backup_path']})
+    assert r['failed'] and 'does not exist' in r['msg']
+
+
+def test_restore_into_an_empty_place_needs_no_preserve(module, tmp_path):
+    db = make_db(tmp_path, rows=300)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    target = tmp_path / 'fresh' / 'memory.db'
+    target.parent.mkdir()
+    r = module('memory_db_restore', {'path': str(target), 'src': backup['backup_path'], 'journal_mode': 'keep'})
+    assert r['changed'] is True and r['preserved'] is None and sha256(str(target)) == sha256(backup['backup_path'])
+    assert not (tmp_path / 'fresh' / 'preserved').exists()
