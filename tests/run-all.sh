@@ -2,7 +2,7 @@
 # The whole test suite, as `make test` and CI run it. Each phase runs even when an earlier one
 # failed, so one run shows every problem; the exit code is non-zero when any phase failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONDONTWRITEBYTECODE=1

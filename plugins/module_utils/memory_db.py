@@ -66,10 +66,11 @@ def inspect_file(path):
     page_size = 65536 if page_size == 1 else page_size
     page_count = int.from_bytes(header[28:32], 'big')
     info['header_ok'] = True
-    if page_size and page_count and info['size_bytes'] < page_size * page_count and not info['wal_present']:
+    size = info['size_bytes'] or 0
+    if page_size and page_count and size < page_size * page_count and not info['wal_present']:
         info['problem'] = ('%s is truncated: its header declares %d pages of %d bytes (%d bytes) but the file '
                            'has %d bytes; restore it from a verified backup'
-                           % (path, page_count, page_size, page_size * page_count, info['size_bytes']))
+                           % (path, page_count, page_size, page_size * page_count, size))
     return info
 
 

@@ -15,7 +15,7 @@ import os
 import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    RECOMMENDED_INDEXES, Database, MemoryDbError, check_integrity, parse_window, quote_ident, to_native)
+    Database, MemoryDbError, check_integrity, parse_window, quote_ident, to_native)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import Context, index_report
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import free_bytes
 
@@ -126,8 +126,8 @@ def prune(path, rules, max_rows, batch_size, vacuum=False, check_mode=False, bus
             where, params = _rule_where(rule, src, now)
             counts[rule['name']] = db.scalar('SELECT COUNT(*) FROM %s WHERE %s' % (table, where), params)
             wheres.append((where, params))
-        union = ' OR '.join('(%s)' % w for w, _ in wheres)
-        union_params = [p for _, params in wheres for p in params]
+        union = ' OR '.join('(%s)' % where for where, _params in wheres)
+        union_params = [value for _where, params in wheres for value in params]
         total = db.scalar('SELECT COUNT(*) FROM %s WHERE %s' % (table, union), union_params)
         result = {'matched': counts, 'total_matched': total, 'deleted': 0, 'batches': 0,
                   'schema_profile': db.profile, 'vacuum': None}

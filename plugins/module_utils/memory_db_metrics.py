@@ -18,7 +18,7 @@ import os
 import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    RECOMMENDED_INDEXES, MemoryDbError, epoch_expr, indexes, quote_ident, to_iso, to_native)
+    RECOMMENDED_INDEXES, MemoryDbError, indexes, quote_ident, to_iso, to_native)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import atomic_write_json, read_json
 
 ANOMALY_LOW = 0.3

@@ -15,22 +15,23 @@ description:
   - Runs C(PRAGMA quick_check) (default) or C(PRAGMA integrity_check) on the database, read-only.
   - The runbook's C(sqlite3 .swarm/memory.db "PRAGMA integrity_check;"), made safe to run while the
     service holds the database open, and precise about files that are not databases at all.
-  - A missing, zero-length, non-SQLite or truncated file gives O(ok=false) with an error that says
+  - A missing, zero-length, non-SQLite or truncated file gives RV(ok=false) with an error that says
     what is wrong and what to do; the module itself does not fail for a broken database.
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - claude_flow.runbook.memory_db
 options:
   mode:
     description:
-      - V(quick) runs C(quick_check) (O(N) and skips index/row cross-checks).
+      - V(quick) runs C(quick_check) (linear time; it skips the index-to-row cross-checks).
       - V(full) runs C(integrity_check), which also verifies every index against its table.
     type: str
     choices: [quick, full]
     default: quick
   foreign_key_check:
-    description: Also run C(PRAGMA foreign_key_check); violations make O(ok=false).
+    description: Also run C(PRAGMA foreign_key_check); violations make RV(ok) false.
     type: bool
     default: false
   max_errors:
@@ -40,7 +41,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: The module never writes, so check mode runs the same read-only check.
+    details: The module never writes, so check mode runs the same read-only check.
   diff_mode:
     support: none
   platform:

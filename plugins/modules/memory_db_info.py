@@ -23,6 +23,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - claude_flow.runbook.memory_db
 options:
   gather:
@@ -46,7 +47,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads only; in check mode the growth sample is not recorded.
+    details: Reads only; in check mode the growth sample is not recorded.
   diff_mode:
     support: none
   platform:

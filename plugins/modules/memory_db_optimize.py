@@ -22,6 +22,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - claude_flow.runbook.memory_db
 options:
   create_indexes:
@@ -48,7 +49,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Lists the statements it would run and runs none.
+    details: Lists the statements it would run and runs none.
   diff_mode:
     support: none
   platform:

@@ -20,6 +20,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - claude_flow.runbook.memory_db
 options:
   rules:
@@ -51,7 +52,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Counts per rule and deletes nothing; VACUUM is reported, not run.
+    details: Counts per rule and deletes nothing; VACUUM is reported, not run.
   diff_mode:
     support: none
   platform:

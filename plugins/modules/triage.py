@@ -22,6 +22,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - claude_flow.runbook.claude_flow
 options:
   path:
@@ -69,7 +70,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads only; in check mode the growth sample is not recorded.
+    details: Reads only; in check mode the growth sample is not recorded.
   diff_mode:
     support: none
   platform:

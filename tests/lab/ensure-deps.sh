@@ -9,6 +9,10 @@ command -v nc >/dev/null || need+=(netcat-openbsd)
 command -v ip >/dev/null || need+=(iproute2)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v make >/dev/null || need+=(make)
+command -v jq >/dev/null || need+=(jq)
+command -v shellcheck >/dev/null || need+=(shellcheck)
+# The stand-ins and lab scripts use `#!/usr/bin/env python` (the shebang ansible-test allows).
+[ -e /usr/bin/python ] || need+=(python-is-python3)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2

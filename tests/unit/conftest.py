@@ -33,7 +33,7 @@ def run_module(name, args, check_mode=False, env=None, timeout=120):
     module_file = os.path.join(REPO, 'plugins', 'modules', name + '.py')
     try:
         proc = subprocess.run([sys.executable, module_file, args_path], capture_output=True, text=True,
-                              env=run_env, timeout=timeout)
+                              env=run_env, timeout=timeout, check=False)
     finally:
         os.unlink(args_path)
     try:

@@ -18,6 +18,8 @@ import urllib.request
 
 import pytest
 
+from reference_outputs import read_bytes
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STANDIN = os.path.join(REPO, 'tests', 'lab', 'standins', 'claude-flow')
 APP = os.path.join(REPO, 'tests', 'lab', 'standins', 'app.py')
@@ -30,13 +32,7 @@ OWN_ENV = ('CLAUDE_FLOW_STANDIN_VERSION', 'CLAUDE_FLOW_STANDIN_TRAIN', 'NO_COLOR
 
 def reference(name):
     """(stdout, stderr, rc) of a captured case."""
-    with open(os.path.join(REFERENCE, name + '.stdout'), 'rb') as handle:
-        stdout = handle.read()
-    with open(os.path.join(REFERENCE, name + '.stderr'), 'rb') as handle:
-        stderr = handle.read()
-    with open(os.path.join(REFERENCE, name + '.rc')) as handle:
-        rc = int(handle.read())
-    return stdout, stderr, rc
+    return read_bytes(name), read_bytes(name, 'stderr'), int(read_bytes(name, 'rc'))
 
 
 def run(args, cwd, timeout=30, **env):

@@ -14,6 +14,8 @@ import uuid
 
 import pytest
 
+from reference_outputs import read_bytes
+
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow as cf
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -22,8 +24,7 @@ REFERENCE = os.path.join(REPO, 'tests', 'fixtures', 'claude-flow-reference')
 
 
 def ref(name, stream='stdout'):
-    with open(os.path.join(REFERENCE, '%s.%s' % (name, stream)), 'rb') as handle:
-        return handle.read().decode('utf-8')
+    return read_bytes(name, stream).decode('utf-8')
 
 
 def make_app(base, version='2.7.47', history=None, raw_state=None, executable=None):

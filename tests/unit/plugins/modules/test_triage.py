@@ -31,8 +31,8 @@ def free_port():
 @pytest.fixture
 def host(tmp_path):
     """An app dir like production: generated DB, stand-in CLI with healthy history, log, running service."""
-    app = make_app(tmp_path, history=[entry('t%d' % i, agent, 0.97, ago=60 + i)
-                                       for i, agent in enumerate(['coder', 'tester', 'reviewer'] * 3)])
+    history = [entry('t%d' % i, agent, 0.97, ago=60 + i) for i, agent in enumerate(['coder', 'tester', 'reviewer'] * 3)]
+    app = make_app(tmp_path, history=history)
     db = os.path.join(app, '.swarm', 'memory.db')
     log = os.path.join(str(tmp_path), 'application.log')
     with open(log, 'w') as handle:

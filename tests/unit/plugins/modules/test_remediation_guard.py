@@ -1,0 +1,128 @@
+"""remediation_guard as a real process: lock, waiting, stale locks, cooldown, circuit breaker."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+NAME = 'remediation_guard'
+
+
+def guard(module, state_dir, **args):
+    args.setdefault('state_dir', str(state_dir))
+    return module(NAME, args)
+
+
+def lock_of(state_dir):
+    with open(os.path.join(str(state_dir), 'lock.json')) as handle:
+        return json.load(handle)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with open('/proc/%d/stat' % pid) as handle:
+        return handle.read().split()[2] != 'Z'
+
+
+def test_acquire_release_leaves_no_trace_for_noop(module, tmp_path):
+    got = guard(module, tmp_path, state='acquired', incident_id='INC-1')
+    assert got['acquired'] is True and not got.get('failed'), got
+    keeper = got['lock']['pid']
+    assert alive(keeper) and lock_of(tmp_path)['incident_id'] == 'INC-1'
+    assert isinstance(got['execution_time_ms'], int)
+    done = guard(module, tmp_path, state='released', incident_id='INC-1', outcome='noop')
+    assert done['released'] is True and done['changed'] is False
+    assert not os.path.exists(os.path.join(str(tmp_path), 'lock.json'))
+    assert not os.path.exists(os.path.join(str(tmp_path), 'history.json'))
+    deadline = time.time() + 3
+    while alive(keeper) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(keeper), 'the keeper outlived its lock'
+
+
+def test_second_holder_is_refused_then_waits(module, tmp_path):
+    guard(module, tmp_path, state='acquired', incident_id='INC-A')
+    refused = guard(module, tmp_path, state='acquired', incident_id='INC-B', wait_timeout=0)
+    assert refused.get('failed') and 'INC-A' in refused['msg'] and 'another remediation holds' in refused['msg']
+    assert refused['held_by']['incident_id'] == 'INC-A'
+
+    def release_later():
+        time.sleep(2)
+        guard(module, tmp_path, state='released', incident_id='INC-A', outcome='remediated')
+
+    thread = threading.Thread(target=release_later)
+    thread.start()
+    waited = guard(module, tmp_path, state='acquired', incident_id='INC-B', wait_timeout=30, poll_interval=0.2)
+    thread.join()
+    assert waited['acquired'] is True, waited
+    assert waited['waited_seconds'] >= 1 and waited['waited_for']['incident_id'] == 'INC-A'
+    assert 'after waiting' in waited['msg']
+    guard(module, tmp_path, state='released', incident_id='INC-B')
+
+
+def test_stale_lock_of_a_dead_keeper_is_broken(module, tmp_path):
+    got = guard(module, tmp_path, state='acquired', incident_id='INC-DEAD')
+    os.kill(got['lock']['pid'], signal.SIGKILL)
+    time.sleep(0.3)
+    taken = guard(module, tmp_path, state='acquired', incident_id='INC-NEW')
+    assert taken['acquired'] is True, taken
+    assert 'keeper process' in taken['broken_stale'][0]['reason']
+    guard(module, tmp_path, state='released', incident_id='INC-NEW')
+
+
+def test_lock_from_another_boot_or_too_old_is_stale(module, tmp_path):
+    other_boot = {'incident_id': 'INC-OLD', 'owner': 'x', 'pid': os.getpid(), 'token': 'python',
+                  'boot_id': '00000000-0000-0000-0000-000000000000', 'acquired_epoch': time.time(),
+                  'acquired_at': 'now', 'ttl': 3600}
+    with open(os.path.join(str(tmp_path), 'lock.json'), 'w') as handle:
+        json.dump(other_boot, handle)
+    status = guard(module, tmp_path, state='status')
+    assert 'rebooted' in status['stale_reason']
+    old = dict(other_boot, boot_id=None, acquired_epoch=time.time() - 7200)
+    with open(os.path.join(str(tmp_path), 'lock.json'), 'w') as handle:
+        json.dump(old, handle)
+    status = guard(module, tmp_path, state='status')
+    assert 'older than its ttl' in status['stale_reason']
+    live = dict(old, acquired_epoch=time.time())
+    with open(os.path.join(str(tmp_path), 'lock.json'), 'w') as handle:
+        json.dump(live, handle)
+    assert guard(module, tmp_path, state='status')['stale_reason'] is None
+
+
+def test_cooldown_and_circuit_breaker(module, tmp_path):
+    for number in range(3):
+        guard(module, tmp_path, state='acquired', incident_id='INC-%d' % number)
+        guard(module, tmp_path, state='released', incident_id='INC-%d' % number, outcome='remediated',
+              actions=['restart'])
+    cool = guard(module, tmp_path, state='check', cooldown=300, max_remediations=0)
+    assert cool.get('failed') and cool['msg'].startswith('cooldown:') and 'INC-2' in cool['msg']
+    breaker = guard(module, tmp_path, state='check', cooldown=0, max_remediations=3, window=3600)
+    assert breaker.get('failed') and 'circuit breaker open: 3 remediations' in breaker['msg']
+    assert all(i in breaker['msg'] for i in ('INC-0', 'INC-1', 'INC-2'))
+    forced = guard(module, tmp_path, state='check', cooldown=0, max_remediations=3, force=True)
+    assert not forced.get('failed') and 'forced past' in forced['msg']
+    reset = guard(module, tmp_path, state='reset')
+    assert reset['changed'] is True
+    assert not guard(module, tmp_path, state='check', cooldown=300, max_remediations=3).get('failed')
+
+
+def test_check_mode_writes_nothing(module, tmp_path):
+    result = module(NAME, {'state': 'acquired', 'incident_id': 'INC-C', 'state_dir': str(tmp_path / 'g')},
+                    check_mode=True)
+    assert result['acquired'] is False and result['would_acquire'] is True
+    assert not os.path.exists(str(tmp_path / 'g'))
+
+
+def test_bad_input_is_named(module, tmp_path):
+    result = guard(module, tmp_path, state='acquired')
+    assert result.get('failed') and 'incident_id' in result['msg']
+    result = guard(module, tmp_path, state='check', ttl=0)
+    assert result.get('failed') and 'ttl' in result['msg']
