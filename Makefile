@@ -37,3 +37,9 @@ clean:
 
 bench: venv
 	bash bench/run.sh
+
+lab-up: venv
+	$(BIN)/python tests/lab/lab.py up --hosts 5
+
+lab-down:
+	$(PYTHON) tests/lab/lab.py down
