@@ -43,3 +43,6 @@ lab-up: venv
 
 lab-down:
 	$(PYTHON) tests/lab/lab.py down
+
+demo: venv
+	bash tests/lab/demo.sh
