@@ -204,7 +204,9 @@ def run_command(executable, args, app_dir, timeout, extra_env=None):
     command = [executable] + [str(arg) for arg in args]
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(command, cwd=app_dir, env=cli_env(extra_env), stdin=subprocess.DEVNULL,
+        # run_command cannot start a new session nor kill a whole process group on timeout, and the 2.x CLI
+        # leaves children that ignore SIGTERM: hence Popen here.
+        proc = subprocess.Popen(command, cwd=app_dir, env=cli_env(extra_env), stdin=subprocess.DEVNULL,  # pylint: disable=ansible-bad-function
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
                                 start_new_session=True)
     except OSError as exc:

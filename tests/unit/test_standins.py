@@ -40,7 +40,8 @@ def run(args, cwd, timeout=30, **env):
     run_env = {key: value for key, value in os.environ.items() if key not in OWN_ENV}
     run_env['TZ'] = 'UTC'
     run_env.update(env)
-    proc = subprocess.run([STANDIN] + list(args), cwd=str(cwd), env=run_env, capture_output=True, timeout=timeout)
+    proc = subprocess.run([STANDIN] + list(args), cwd=str(cwd), env=run_env, capture_output=True, timeout=timeout,
+                          check=False)
     return proc.stdout, proc.stderr, proc.returncode
 
 
@@ -98,9 +99,10 @@ def group_members(pgid):
 # --------------------------------------------------------------------------------------------
 # claude-flow 2.7.47: captured cases, byte for byte
 
-def test_standin_is_an_executable_python3_script():
+def test_standin_is_an_executable_python_script():
     with open(STANDIN, 'rb') as handle:
-        assert handle.readline() == b'#!/usr/bin/env python3\n'
+        # the one python shebang ansible-test's sanity allows; python-is-python3 provides it
+        assert handle.readline() == b'#!/usr/bin/env python\n'
     assert os.access(STANDIN, os.X_OK)
 
 
@@ -232,7 +234,7 @@ def test_runs_with_system_python3(app_dir):
     if not os.path.exists('/usr/bin/python3'):
         pytest.skip('no /usr/bin/python3 on this machine')
     proc = subprocess.run(['/usr/bin/python3', STANDIN, 'verify', 'status'], cwd=str(app_dir), capture_output=True,
-                          env=dict(os.environ, TZ='UTC'), timeout=30)
+                          env=dict(os.environ, TZ='UTC'), timeout=30, check=False)
     assert (proc.stdout, proc.stderr, proc.returncode) == reference('v2.7.47__verify_status__history')
 
 
@@ -264,7 +266,7 @@ def test_2x_training_hangs_ignores_sigterm_and_dies_with_its_group(app_dir):
         assert proc.poll() is None, 'SIGTERM ended the CLI; the real one ignores it'
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
-        stdout, _ = proc.communicate(timeout=10)
+        stdout = proc.communicate(timeout=10)[0]
     deadline = time.time() + 5
     while group_members(proc.pid) and time.time() < deadline:
         time.sleep(0.05)
@@ -498,5 +500,5 @@ def test_app_port_in_use_fails_with_a_clear_message(app, tmp_path):
     app.start()
     proc = subprocess.run([sys.executable, APP, '--app-dir', str(app.app_dir), '--port', str(app.port),
                            '--bind', '127.0.0.1', '--log', str(tmp_path / 'other.log')],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 1 and 'cannot listen on 127.0.0.1:%d' % app.port in proc.stderr
