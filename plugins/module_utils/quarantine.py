@@ -166,13 +166,12 @@ def known_agents(option=None, state_file=None, db_path=None):
             why.append(res['reason'] or 'no agents in %s' % state_file)
     if db_path:
         if os.path.isfile(db_path):
-            res = truth.from_db(db_path)
-            found = [a['agent'] for a in res['agents'] if a['agent'] != 'unknown']
+            found = [a for a in truth.db_agents(db_path) if a != 'unknown']
             if found:
                 names.update(found)
                 sources.append('db')
             else:
-                why.append(res['reason'] or 'no agents in verification_history')
+                why.append('no agents in a verification_history table of %s' % db_path)
         else:
             why.append('database %s does not exist' % db_path)
     if not names:

@@ -27,7 +27,7 @@ import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    Database, MemoryDbError, epoch_expr, quote_ident, to_iso)
+    TEXT_UTC, Database, MemoryDbError, epoch_expr, quote_ident, to_iso)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import read_json
 
 OK = 'ok'
@@ -252,6 +252,20 @@ def verification_table_reason(db):
     return None
 
 
+def db_agents(path):
+    """Distinct agent names in verification_history (empty when the table is absent or the DB unusable)."""
+    try:
+        with Database(path, readonly=True) as db:
+            if verification_table_reason(db):
+                return []
+            source = db.source('verifications')
+            rows = db.query('SELECT DISTINCT %s FROM %s WHERE %s IS NOT NULL' % (
+                quote_ident(source.col('agent')), quote_ident(source.table), quote_ident(source.col('agent'))))
+            return sorted(str(row[0]) for row in rows)
+    except MemoryDbError:
+        return []
+
+
 def from_db(path, window=None, now=None):
     res = result('db')
     res['path'] = path
@@ -285,6 +299,11 @@ def _read_db(db, res, window, now):
         # epoch_expr reads TEXT timestamps with or without 'T'/'Z'; a plain text compare would not.
         sql += ' WHERE %s >= ?' % epoch_expr(time_col, source.time_unit)
         params = (now - window,)
+        if source.time_unit == TEXT_UTC:
+            # Any text form of a time on or after the cutoff's day sorts at or after 'YYYY-MM-DD', so this
+            # coarse bound lets an index on the column skip older rows before the exact test above.
+            sql += ' AND %s >= ?' % time_col
+            params += (time.strftime('%Y-%m-%d', time.gmtime(now - window)),)
     rows = db.query(sql, params)
     entries = []
     for stamp, agent, score, status in rows:
