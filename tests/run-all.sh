@@ -28,6 +28,8 @@ phase unit pytest_phase tests/unit
 [ -x tests/ci/sanity.sh ] && phase sanity bash tests/ci/sanity.sh
 [ -x tests/ci/versions.sh ] && phase versions bash tests/ci/versions.sh
 [ -d tests/lab_tests ] && phase lab pytest_phase tests/lab_tests
+[ -d tests/faults ] && phase faults pytest_phase tests/faults
+[ -x tests/ci/molecule.sh ] && phase molecule bash tests/ci/molecule.sh
 [ -d tests/eda ] && phase eda pytest_phase tests/eda
 [ -x bench/run.sh ] && phase bench-smoke bash bench/run.sh --smoke
 

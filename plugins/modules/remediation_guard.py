@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: claude_flow.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: remediation_guard
+short_description: Single-flight lock, cooldown and circuit breaker for automatic remediation on a host
+version_added: 0.1.0
+description:
+  - Keeps automatic remediation from fighting itself. The response playbooks acquire the lock at their
+    start and release it in C(always), so two runs against one host are serialised.
+  - The lock names a small keeper process on the host (its pid, the host's boot id and a random token in
+    its command line). A lock is stale, and is broken, when that process is gone, when the host has
+    rebooted since, or when the lock is older than its O(ttl). A dead controller therefore blocks a host
+    for at most O(ttl) seconds.
+  - O(state=check) enforces the remediation budget. Cooldown refuses a new remediation within
+    O(cooldown) seconds of the last one. The circuit breaker refuses once O(max_remediations)
+    remediations ended inside O(window) seconds, and says which ones. The fixes are evidently not
+    holding at that point, so a human has to look. O(state=reset) closes the breaker again.
+  - Only runs released with O(outcome=remediated) or O(outcome=failed) count and are recorded in the
+    history; a run that found nothing to do leaves no trace, so it stays idempotent.
+author:
+  - claude_flow.runbook maintainers (!UNKNOWN)
+options:
+  state:
+    description:
+      - V(acquired) takes the lock, waiting up to O(wait_timeout) seconds for another holder.
+      - V(released) gives it back and records the outcome.
+      - V(check) fails when cooldown or the circuit breaker forbid remediating now.
+      - V(status) reports the lock and the budget. V(reset) closes the circuit breaker.
+    type: str
+    choices: [acquired, released, check, status, reset]
+    default: status
+  state_dir:
+    description: Directory on the host for C(lock.json) and C(history.json).
+    type: path
+    default: /var/lib/claude-flow-runbook/guard
+  incident_id:
+    description: The incident the lock is taken for. Required for O(state=acquired) and O(state=released).
+    type: str
+  owner:
+    description: Who holds the lock (e.g. C(user@controller playbook)); shown to anyone who has to wait.
+    type: str
+    default: ansible
+  ttl:
+    description: Seconds after which a lock counts as stale even if its keeper still runs.
+    type: int
+    default: 3600
+  wait_timeout:
+    description: Seconds to wait for a lock held by another live run before failing.
+    type: int
+    default: 0
+  poll_interval:
+    description: Seconds between looks at a held lock while waiting.
+    type: float
+    default: 1.0
+  cooldown:
+    description: Minimum seconds between the end of one counted remediation and the start of the next.
+    type: int
+    default: 300
+  window:
+    description: The circuit breaker's window in seconds.
+    type: int
+    default: 3600
+  max_remediations:
+    description: Counted remediations inside O(window) that open the circuit breaker; V(0) switches it off.
+    type: int
+    default: 3
+  outcome:
+    description: How the run ended, for O(state=released). V(noop) is not recorded and does not count.
+    type: str
+    choices: [remediated, failed, noop]
+    default: noop
+  actions:
+    description: What the run did, stored in the history with the outcome.
+    type: list
+    elements: str
+    default: []
+  force:
+    description: With O(state=check), pass despite cooldown or an open circuit breaker (an operator's decision).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the lock could be taken and what the budget allows; writes nothing.
+  diff_mode:
+    support: none
+    description: The lock and history files are bookkeeping; no diff is shown.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts (the stale-lock check reads /proc and the boot id).
+'''
+
+EXAMPLES = r'''
+- name: Take the host's remediation lock (queue behind another run for up to 5 minutes)
+  claude_flow.runbook.remediation_guard:
+    state: acquired
+    incident_id: INC-20260101-120000-web1
+    owner: "{{ lookup('ansible.builtin.env', 'USER') }} p0-response"
+    wait_timeout: 300
+
+- name: Refuse when cooldown or the circuit breaker say stop
+  claude_flow.runbook.remediation_guard:
+    state: check
+    cooldown: 300
+    window: 3600
+    max_remediations: 3
+
+- name: Give the lock back and record what happened
+  claude_flow.runbook.remediation_guard:
+    state: released
+    incident_id: INC-20260101-120000-web1
+    outcome: remediated
+    actions: [rollback to release 2026-01-01]
+
+- name: Close the circuit breaker after a human fixed the cause
+  claude_flow.runbook.remediation_guard:
+    state: reset
+'''
+
+RETURN = r'''
+acquired:
+  description: Whether this run now holds the lock (O(state=acquired)).
+  returned: state is acquired
+  type: bool
+lock:
+  description: The lock record (incident_id, owner, pid, boot_id, acquired_at, ttl).
+  returned: when a lock was acquired
+  type: dict
+waited_seconds:
+  description: How long this run waited for another holder.
+  returned: state is acquired
+  type: int
+waited_for:
+  description: The lock record of the run waited for, if any.
+  returned: state is acquired
+  type: dict
+broken_stale:
+  description: Stale locks that were broken, each with the reason.
+  returned: state is acquired
+  type: list
+  elements: dict
+released:
+  description: Whether the lock was released.
+  returned: state is released
+  type: bool
+budget:
+  description:
+    - remediations_in_window, window_seconds, max_remediations, cooldown_seconds, last_remediation,
+      seconds_since_last, circuit_open, cooldown_active, reason.
+  returned: always
+  type: dict
+history:
+  description: Recorded remediations, oldest first.
+  returned: state is status
+  type: list
+  elements: dict
+execution_time_ms:
+  description: Time the module took, in milliseconds.
+  returned: always
+  type: int
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils.remediation_guard import Guard, GuardError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type='str', default='status', choices=['acquired', 'released', 'check', 'status', 'reset']),
+            state_dir=dict(type='path', default='/var/lib/claude-flow-runbook/guard'),
+            incident_id=dict(type='str'),
+            owner=dict(type='str', default='ansible'),
+            ttl=dict(type='int', default=3600),
+            wait_timeout=dict(type='int', default=0),
+            poll_interval=dict(type='float', default=1.0),
+            cooldown=dict(type='int', default=300),
+            window=dict(type='int', default=3600),
+            max_remediations=dict(type='int', default=3),
+            outcome=dict(type='str', default='noop', choices=['remediated', 'failed', 'noop']),
+            actions=dict(type='list', elements='str', default=[]),
+            force=dict(type='bool', default=False),
+        ),
+        required_if=[('state', 'acquired', ['incident_id']), ('state', 'released', ['incident_id'])],
+        supports_check_mode=True,
+    )
+    started = time.monotonic()
+    p = module.params
+    for name in ('ttl', 'cooldown', 'window', 'max_remediations', 'wait_timeout'):
+        if p[name] < 0:
+            module.fail_json(msg='%s must be 0 or more seconds/count, got %d' % (name, p[name]))
+    if p['ttl'] == 0:
+        module.fail_json(msg='ttl must be more than 0 seconds; it bounds how long a dead run can block the host')
+    guard = Guard(p['state_dir'])
+    result = {'changed': False}
+    try:
+        budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
+        if p['state'] == 'acquired':
+            result.update(guard.acquire(p['incident_id'], p['owner'], p['ttl'], p['wait_timeout'],
+                                        p['poll_interval'], module.check_mode))
+        elif p['state'] == 'released':
+            result.update(guard.release(p['incident_id'], p['outcome'], p['actions'], module.check_mode))
+            budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
+        elif p['state'] == 'check':
+            if (budget['circuit_open'] or budget['cooldown_active']) and not p['force']:
+                module.fail_json(msg=budget['reason'], budget=budget,
+                                 execution_time_ms=int((time.monotonic() - started) * 1000))
+            result['msg'] = 'remediation allowed%s' % (
+                ' (forced past: %s)' % budget['reason'] if budget['reason'] else '')
+        elif p['state'] == 'reset':
+            result.update(guard.reset(module.check_mode))
+            if not module.check_mode:
+                budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
+        else:
+            lock = guard.read_lock()
+            result['lock'] = lock
+            result['stale_reason'] = guard.stale_reason(lock) if lock else None
+            result['history'] = guard.history()['entries']
+    except GuardError as exc:
+        module.fail_json(msg=str(exc), execution_time_ms=int((time.monotonic() - started) * 1000), **exc.details)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='cannot use the guard state in %s (%s); check that the directory is writable'
+                         % (p['state_dir'], exc), execution_time_ms=int((time.monotonic() - started) * 1000))
+    result['budget'] = budget
+    result['execution_time_ms'] = int((time.monotonic() - started) * 1000)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
