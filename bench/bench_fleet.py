@@ -16,7 +16,8 @@ The runbook baseline is P0 step 1's assessment, one ssh session per host, one ho
 (what an operator's `for h in ...; do ssh $h '...'; done` does): systemctl status, curl -f /health,
 ./claude-flow verify status, tail -500 | grep -i 'critical|error|fatal', sqlite3 PRAGMA integrity_check.
 
-  python bench/bench_fleet.py [--sizes 1 10 25 50] [--repeat 2] [--mitogen DIR] [--json FILE] [--doc]
+  python bench/bench_fleet.py [--sizes 1 10 25 50] [--repeat 2] [--mitogen DIR] [--json FILE] [--doc] [--note TEXT]
+  python bench/bench_fleet.py --from-json FILE [--doc]      (render an earlier run's numbers again)
 
 --doc writes the results into docs/performance.md between <!-- fleet:start --> and <!-- fleet:end -->.
 Needs root (the lab).
@@ -263,8 +264,9 @@ def table(results, sizes, variant_rows, meta):
               'module CPU runs in parallel and only the controller\'s share remains.'
               % (per_host_controller, module, last, cpus, last, last, per_host_controller, module, cpus, floor,
                  (one + floor) / one), '']
-    lines += meta['notes']
-    return '\n'.join(lines) + '\n'
+    for note in meta['notes']:
+        lines += [note, '']
+    return '\n'.join(lines).rstrip('\n') + '\n'
 
 
 def write_doc(text):
@@ -293,7 +295,19 @@ def main():
     parser.add_argument('--json', help='also write the raw numbers here')
     parser.add_argument('--doc', action='store_true', help='write the Fleet section of docs/performance.md')
     parser.add_argument('--note', action='append', default=[], help='a line added under the tables (repeatable)')
+    parser.add_argument('--from-json', help='render the tables from the --json file of an earlier run, measure nothing')
     args = parser.parse_args()
+    if args.from_json:
+        with open(args.from_json) as handle:
+            saved = json.load(handle)
+        results = {kind: ({int(n): v for n, v in values.items()} if isinstance(values, dict) else values)
+                   for kind, values in saved['results'].items()}
+        meta = dict(saved['meta'], notes=args.note or saved['meta']['notes'])
+        text = table(results, sorted(results['triage']), saved['variants'], meta)
+        print(text)
+        if args.doc:
+            write_doc(text)
+        return
     if os.geteuid() != 0:
         raise SystemExit('the lab needs root (network, mount and PID namespaces)')
     sizes = sorted(set(args.sizes))

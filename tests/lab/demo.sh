@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 export PATH="$PWD/.venv/bin:$PATH"
+# The lab inventory keeps its escalation contacts in a lab-only vault.
+export ANSIBLE_VAULT_IDENTITY_LIST="lab@$PWD/tests/lab/vault-password.txt"
 host=lab1
 reports="$PWD/tests/output/demo-reports"
 

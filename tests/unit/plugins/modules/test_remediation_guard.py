@@ -3,12 +3,9 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
-import pytest
 
 NAME = 'remediation_guard'
 
