@@ -66,6 +66,8 @@ def inspect_file(path):
     page_size = 65536 if page_size == 1 else page_size
     page_count = int.from_bytes(header[28:32], 'big')
     info['header_ok'] = True
+    # File format read/write versions 2 = WAL mode (bytes 18 and 19 of the header).
+    info['wal_mode'] = header[18] == 2 and header[19] == 2
     size = info['size_bytes'] or 0
     if page_size and page_count and size < page_size * page_count and not info['wal_present']:
         info['problem'] = ('%s is truncated: its header declares %d pages of %d bytes (%d bytes) but the file '
@@ -74,12 +76,18 @@ def inspect_file(path):
     return info
 
 
-def connect(path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
-    """Open path. Read-only opens never create the file; read-write opens require it to exist."""
+def connect(path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS, immutable=False):
+    """Open path. Read-only opens never create the file; read-write opens require it to exist.
+
+    immutable=True (read-only only) also keeps SQLite from creating -wal/-shm beside a WAL-mode
+    file; only safe when no connection has the file open (no -wal/-shm exist).
+    """
     if not os.path.isfile(path):
         raise MemoryDbError('%s does not exist; check the path option or restore from a backup' % path)
     mode = 'ro' if readonly else 'rw'
     uri = 'file:%s?mode=%s' % (quote(os.path.abspath(path)), mode)
+    if readonly and immutable:
+        uri += '&immutable=1'
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000.0, isolation_level=None,
                                check_same_thread=False)
@@ -301,10 +309,10 @@ def parse_window(text):
 class Database(object):
     """An open memory.db with its profile; the one object metrics and modules work through."""
 
-    def __init__(self, path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    def __init__(self, path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS, immutable=False):
         self.path = path
         self.readonly = readonly
-        self.conn = connect(path, readonly=readonly, busy_timeout_ms=busy_timeout_ms)
+        self.conn = connect(path, readonly=readonly, busy_timeout_ms=busy_timeout_ms, immutable=immutable)
         self.queries = []
         try:
             self.table_map = tables(self.conn)
@@ -386,10 +394,15 @@ def check_integrity(path, mode='quick', foreign_keys=False, max_errors=100,
         result['errors'] = [file_info['problem']]
         return result
     truncated = file_info['problem']
+    # With no -wal/-shm present nobody has the file open: read it as immutable so the check leaves
+    # no -wal/-shm behind (a backup, a stopped service's DB). Otherwise share them like any reader.
+    # Only for WAL mode: a rollback-journal writer leaves no -wal/-shm, and immutable would ignore its lock.
+    unopened = file_info.get('wal_mode') and not file_info['wal_present'] and not file_info['shm_present']
     try:
-        with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms) as db:
+        with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms, immutable=unopened) as db:
             result['schema_profile'] = db.profile
-            result['journal_mode'] = db.pragma('journal_mode')
+            # An immutable open reports 'delete'; the header says what the file really is.
+            result['journal_mode'] = 'wal' if unopened else db.pragma('journal_mode')
             result['page_count'] = db.pragma('page_count')
             result['page_size'] = db.pragma('page_size')
             rows = db.query('PRAGMA %s(%d)' % (pragma, int(max_errors)))

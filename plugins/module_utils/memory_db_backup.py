@@ -48,7 +48,7 @@ PROFILES = ('runbook', 'reasoningbank', 'v3', 'unknown')
 
 
 class BackupError(memory_db.MemoryDbError):
-    """A refusal or failure; ``details`` go into the module's failed result (e.g. skipped)."""
+    """A refusal or failure; ``details`` go into the module's failed result (e.g. skipped_backups)."""
 
     def __init__(self, message, **details):
         super(BackupError, self).__init__(message)
@@ -513,7 +513,7 @@ def choose_backup(src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
                                 busy_timeout_ms=busy_timeout)
         if not verdict['ok']:
             raise BackupError('src %s cannot be restored: %s' % (src, verdict['reason']),
-                              skipped=[{'path': src, 'reason': verdict['reason']}])
+                              skipped_backups=[{'path': src, 'reason': verdict['reason']}])
         return verdict, []
     skipped = []
     for candidate in find_candidates(backup_dir, pattern):
@@ -524,9 +524,9 @@ def choose_backup(src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
         if verdict['ok']:
             return verdict, skipped
         skipped.append({'path': candidate, 'reason': verdict['reason']})
-    raise BackupError('no verified backup matches %s under %s (%d candidates skipped, see skipped); take one with '
+    raise BackupError('no verified backup matches %s under %s (%d candidates skipped, see skipped_backups); take one with '
                       'memory_db_backup, or salvage the current DB with memory_db_recover'
-                      % (pattern, backup_dir, len(skipped)), skipped=skipped)
+                      % (pattern, backup_dir, len(skipped)), skipped_backups=skipped)
 
 
 def _holders_message(path, holders):
@@ -731,7 +731,7 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
 
     chosen, skipped = choose_backup(src, backup_dir, pattern, expect_profile, allow_unverified, busy_timeout,
                                     exclude=real)
-    result.update({'skipped': skipped, 'verified': chosen['verified']})
+    result.update({'skipped_backups': skipped, 'verified': chosen['verified']})
     expected = sha256_as_restored(chosen['path'], journal_mode)
     current = safe_files.sha256_file(real) if os.path.isfile(real) else None
     sidecars = _sidecar_state(real)
@@ -746,7 +746,7 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
                        'msg': '%s already holds the content of %s; nothing to do' % (path, chosen['path'])})
         return result
     if holders and not force:
-        raise BackupError(_holders_message(path, holders), holders=holders, skipped=skipped)
+        raise BackupError(_holders_message(path, holders), holders=holders, skipped_backups=skipped)
 
     if check_mode:
         result.update({

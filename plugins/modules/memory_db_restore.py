@@ -15,7 +15,7 @@ version_added: "1.0.0"
 description:
   - Restores from an explicit backup file O(src), or from the newest I(verified) backup found under O(backup_dir)
     (see M(claude_flow.runbook.memory_db_backup) for what verified means). Candidates that fail verification are
-    skipped and listed in RV(skipped) with the reason for each.
+    skipped and listed in RV(skipped_backups) with the reason for each.
   - Refuses while any process holds the database (or its C(-wal)/C(-shm)) open, naming the processes, unless
     O(force=true). Stop the service first.
   - Before anything is replaced, the current C(db)/C(-wal)/C(-shm) set is copied into O(preserve_dir) with the
@@ -106,7 +106,7 @@ EXAMPLES = r'''
 
 - name: Show what was skipped and why
   ansible.builtin.debug:
-    var: restored.skipped
+    var: restored.skipped_backups
 
 - name: Restore one backup file, keeping the current set elsewhere
   claude_flow.runbook.memory_db_restore:
@@ -142,7 +142,7 @@ removed:
   returned: changed
   type: list
   elements: str
-skipped:
+skipped_backups:
   description: Candidates that were newer than the chosen one but failed verification, each with C(path) and C(reason).
   returned: always
   type: list

@@ -17,6 +17,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 RULEBOOKS = os.path.join(REPO, 'extensions', 'eda', 'rulebooks')
+LAB = os.path.join(REPO, 'tests', 'lab', 'lab.py')
 COLLECTION_LINK = os.path.join(REPO, '.collections', 'ansible_collections', 'claude_flow', 'runbook')
 
 
@@ -134,3 +135,52 @@ def eda():
     """The helpers above, as a fixture (two conftest.py files cannot both be imported as 'conftest')."""
     return types.SimpleNamespace(REPO=REPO, RULEBOOKS=RULEBOOKS, RulebookProcess=RulebookProcess, free_port=free_port,
                                  http=http, tool=tool, tool_env=tool_env, wait_for=wait_for)
+
+
+class LabHosts:
+    """A lab of real hosts in a state dir of its own (its own namespace names), driven through lab.py."""
+
+    def __init__(self, state_dir):
+        self.state_dir = str(state_dir)
+        self.inventory_file = os.path.join(self.state_dir, 'hosts.yml')
+
+    def lab(self, *args, timeout=120):
+        # --state-dir right after the command: with exec, everything after HOST belongs to the command.
+        proc = subprocess.run([sys.executable, LAB, args[0], '--state-dir', self.state_dir] + list(args[1:]),
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0 and args[0] != 'exec':
+            pytest.fail('lab.py %s failed (rc %d):\n%s%s' % (' '.join(args), proc.returncode, proc.stdout, proc.stderr))
+        return proc
+
+    def sh(self, host, script):
+        """stdout of a shell script run inside a lab host (fails the test when it fails)."""
+        proc = self.lab('exec', host, '--', 'sh', '-c', script, timeout=60)
+        assert proc.returncode == 0, 'on %s `%s` failed: %s%s' % (host, script, proc.stdout, proc.stderr)
+        return proc.stdout
+
+    def inventory_dir(self, dest):
+        """An inventory directory for ansible-rulebook: it copies a file -i alone, but a directory whole,
+        so hosts.yml and the lab's group_vars (connection settings, vault) must sit in one small dir."""
+        os.makedirs(dest)
+        shutil.copy(self.inventory_file, os.path.join(dest, 'hosts.yml'))
+        shutil.copytree(os.path.join(self.state_dir, 'group_vars'), os.path.join(dest, 'group_vars'))
+        return dest
+
+    def env(self):
+        """What an ansible tool needs to reach these hosts: ssh sockets in the state dir, the lab vault."""
+        return {'ANSIBLE_SSH_CONTROL_PATH_DIR': os.path.join(self.state_dir, 'cp'),
+                'ANSIBLE_VAULT_IDENTITY_LIST': 'lab@' + os.path.join(REPO, 'tests', 'lab', 'vault-password.txt')}
+
+
+@pytest.fixture
+def lab_hosts(tmp_path_factory):
+    """Three lab hosts lab1..lab3, always taken down again (only this lab: its own --state-dir)."""
+    if os.geteuid() != 0:
+        pytest.skip('the lab needs root (network, PID and mount namespaces): run the suite as root')
+    # Short path: ssh control sockets live under it and a socket path is limited to 107 bytes.
+    lab = LabHosts(tmp_path_factory.mktemp('lab'))
+    try:
+        lab.lab('up', '--hosts', '3')
+        yield lab
+    finally:
+        lab.lab('down', timeout=180)

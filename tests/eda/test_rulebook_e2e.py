@@ -208,3 +208,111 @@ def test_close_incident_refuses_a_path_as_incident_id_and_check_mode_writes_noth
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert 'changed=2' in checked.stdout  # it reports the directory and the record it would write
     assert not incidents.exists()
+
+
+DB = '/opt/claude-code-production/.swarm/memory.db'
+INCIDENTS = '/var/log/claude-code/incidents'   # claude_flow_incidents_dir in inventories/lab/group_vars
+
+
+def lab_incidents(lab, host):
+    """{file name: parsed JSON or None} in the incidents dir of a lab host ({} when it does not exist)."""
+    out = lab.sh(host, 'ls -1A %s 2>/dev/null || true' % INCIDENTS)
+    found = {}
+    for name in out.split():
+        found[name] = json.loads(lab.sh(host, 'cat %s/%s' % (INCIDENTS, name))) if name.endswith('.json') else None
+    return found
+
+
+def db_sha256(lab, host):
+    return lab.sh(host, 'sha256sum %s' % DB).split()[0]
+
+
+def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(tmp_path, record_property, eda,
+                                                                              lab_hosts):
+    """The same rulebook, now with the repo's playbooks/ on three real lab hosts."""
+    http, wait_for, lab = eda.http, eda.wait_for, lab_hosts
+    test_started = time.monotonic()
+    lab.lab('break', 'lab1', 'corrupt_db')     # P0: the live memory.db is damaged
+    lab.lab('break', 'lab2', 'truth_low_p1')   # P1: truth score 0.88
+    lab3_db = db_sha256(lab, 'lab3')
+    assert all(lab_incidents(lab, host) == {} for host in ('lab1', 'lab2', 'lab3'))
+
+    port = eda.free_port()
+    vars_file = tmp_path / 'vars.yml'
+    vars_file.write_text(json.dumps({'claude_flow_playbook_dir': os.path.join(REPO, 'playbooks'),
+                                     'alertmanager_listen_port': port}))
+    url = 'http://127.0.0.1:%d' % port
+    auth = {'Authorization': 'Bearer ' + TOKEN}
+    home = tmp_path / 'home'   # the controller's copies of the reports go to $HOME/claude-flow-incident-reports
+    home.mkdir()
+    env = dict(lab.env(), EDA_ALERTMANAGER_TOKEN=TOKEN, HOME=str(home))
+    rulebook = eda.RulebookProcess(
+        ['-r', os.path.join(eda.RULEBOOKS, 'incident-response.yml'),
+         '-i', lab.inventory_dir(str(tmp_path / 'inventory')), '--vars', str(vars_file),
+         '--env-vars', 'EDA_ALERTMANAGER_TOKEN', '-vv'],
+        eda.tool_env(env), str(tmp_path / 'rulebook.log'))
+    rulebook.start(url + '/health')
+    handled = posted = None
+    try:
+        p0 = alert('ClaudeFlowDbCorrupt', 'lab1:9100', fingerprint='e0e0e0e0e0e0e0e0')
+        assert http('POST', url + '/alerts', notification(p0), auth) == (200, {'accepted': 1})
+        for dummy in range(10):
+            assert http('POST', url + '/alerts', notification(p0), auth) == (200, {'accepted': 1})
+        assert http('POST', url + '/alerts', notification(
+            alert('ClaudeFlowTruthScoreLow', 'lab2:9100', severity='P1', fingerprint='e1e1e1e1e1e1e1e1')),
+            auth) == (200, {'accepted': 1})
+        assert http('POST', url + '/alerts', notification(
+            dict(p0, status='resolved', endsAt='2024-05-01T12:30:00Z')), auth) == (200, {'accepted': 1})
+        status, answer = http('POST', url + '/alerts', b'{"version": "4", "alerts": [', auth)
+        assert status == 400 and 'not valid JSON' in answer['error'], (status, answer)
+        posted = time.monotonic()
+        resolved_name = 'e0e0e0e0e0e0e0e0-20240501T120000Z.resolved.json'
+
+        def done():
+            if not rulebook.alive():
+                return True   # fail below with its output
+            lab1, lab2 = lab_incidents(lab, 'lab1'), lab_incidents(lab, 'lab2')
+            reports = [name for name in list(lab1) + list(lab2) if name.endswith('.md')]
+            return resolved_name in lab1 and len(reports) >= 2 and 'open-incident.json' not in lab2
+
+        assert wait_for(done, timeout=240, interval=2), rulebook.output()[-8000:]
+        handled = time.monotonic()
+        # lab1's jobs share one lock, taken in the order they were queued: the close (posted after every
+        # duplicate) has run, so a duplicate P0 that slipped through the throttle would have run before it.
+        time.sleep(3)
+        assert rulebook.alive(), rulebook.output()[-8000:]
+        log = rulebook.output()
+    finally:
+        rulebook.stop()
+
+    # lab1: remediated exactly once by the P0 playbook, healthy again, its alert's resolution recorded.
+    lab1 = lab_incidents(lab, 'lab1')
+    reports = sorted(name for name in lab1 if name.startswith('incident-') and name.endswith('.md'))
+    assert len(reports) == 1, lab1
+    record = lab1[reports[0][:-len('.md')] + '.json'] if reports[0][:-3] + '.json' in lab1 \
+        else lab1['open-incident.json']
+    assert record['severity'] == 'P0', record
+    assert lab1[resolved_name]['status'] == 'resolved' and lab1[resolved_name]['host'] == 'lab1'
+    assert lab.sh('lab1', 'curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:8080/health') == '200'
+    assert lab.sh('lab1', 'python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1])'
+                          '.execute(\'PRAGMA integrity_check\').fetchone()[0])" ' + DB).strip() == 'ok'
+
+    # lab2: the P1 playbook, once.
+    lab2 = lab_incidents(lab, 'lab2')
+    reports2 = sorted(name for name in lab2 if name.startswith('incident-') and name.endswith('.md'))
+    assert len(reports2) == 1, lab2
+    record2 = lab2[reports2[0][:-3] + '.json'] if reports2[0][:-3] + '.json' in lab2 else lab2['open-incident.json']
+    assert record2['severity'] == 'P1', record2
+
+    # lab3: nothing ran there.
+    assert lab_incidents(lab, 'lab3') == {}
+    assert db_sha256(lab, 'lab3') == lab3_db
+
+    # Three playbooks launched (P0 lab1, P1 lab2, close lab1), the ten duplicates throttled.
+    assert log.count('call_action run_playbook') == 3, log[-8000:]
+    assert 'p0-response.yml' in log and 'p1-response.yml' in log
+    assert TOKEN not in log
+    runtime = time.monotonic() - test_started
+    record_property('real_e2e_seconds', round(runtime, 2))
+    print('\nreal playbooks: rulebook startup %.2fs, all handled %.2fs after the last POST, test %.2fs'
+          % (rulebook.startup_seconds, handled - posted, runtime))

@@ -365,13 +365,13 @@ def test_newest_backup_corrupt_falls_back(tmp_path, fault):
     restore = run_module('memory_db_restore', {'path': db, 'backup_dir': backups,
                                                'preserve_dir': str(tmp_path / 'preserved')})
     assert restore['_rc'] == 0 and restore['restored_from'] == older, restore
-    assert [item['path'] for item in restore['skipped']] == [newer], restore['skipped']
+    assert [item['path'] for item in restore['skipped_backups']] == [newer], restore['skipped_backups']
     assert integrity(db) == 'ok'
     lost = prior.lost(str(tmp_path / 'preserved'))
     fault.lost(lost)
     assert lost == 0
     fault.did('memory_db_restore skipped the newest ("%s") and restored the next verified one'
-              % fault.clip(restore['skipped'][0]['reason'], 160))
+              % fault.clip(restore['skipped_backups'][0]['reason'], 160))
 
 
 @pytest.mark.fault('backups', 'Manifest checksum mismatch (backup file changed after it was taken)')
@@ -389,7 +389,7 @@ def test_manifest_checksum_mismatch_is_never_accepted(tmp_path, fault):
     restore = run_module('memory_db_restore', {'path': db, 'backup_dir': backups,
                                                'preserve_dir': str(tmp_path / 'preserved')})
     assert restore['_rc'] == 0 and restore['restored_from'] == older, restore
-    assert 'sha256' in restore['skipped'][0]['reason'], restore['skipped']
+    assert 'sha256' in restore['skipped_backups'][0]['reason'], restore['skipped_backups']
     # and asked for by name, with allow_unverified, it is still refused
     direct = run_module('memory_db_restore', {'path': db, 'src': newer, 'allow_unverified': True,
                                               'preserve_dir': str(tmp_path / 'preserved')})
@@ -398,7 +398,7 @@ def test_manifest_checksum_mismatch_is_never_accepted(tmp_path, fault):
     fault.lost(lost)
     assert lost == 0
     fault.did('skipped ("%s"), the older verified backup restored; asked for by name with allow_unverified it '
-              'is refused: "%s"' % (fault.clip(restore['skipped'][0]['reason'], 90), fault.clip(direct['msg'], 120)))
+              'is refused: "%s"' % (fault.clip(restore['skipped_backups'][0]['reason'], 90), fault.clip(direct['msg'], 120)))
 
 
 @pytest.mark.fault('backups', 'Backup from an incompatible schema profile (claude-flow 3.x DB for a 2.7 release)')
@@ -416,13 +416,13 @@ def test_incompatible_profile_backup_is_skipped(tmp_path, fault):
     restore = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'expect_profile': 'reasoningbank',
                                                'preserve_dir': str(tmp_path / 'preserved')})
     assert restore['_rc'] == 0 and restore['restored_from'] == _path_of(good), restore
-    assert 'profile' in restore['skipped'][0]['reason'], restore['skipped']
+    assert 'profile' in restore['skipped_backups'][0]['reason'], restore['skipped_backups']
     assert row_counts(db).get('patterns') is not None
     lost = prior.lost(str(tmp_path / 'preserved'))
     fault.lost(lost)
     assert lost == 0
     fault.did('memory_db_restore (expect_profile=reasoningbank) skipped the newer 3.x backup ("%s") and restored '
-              'the matching one' % fault.clip(restore['skipped'][0]['reason'], 120))
+              'the matching one' % fault.clip(restore['skipped_backups'][0]['reason'], 120))
 
 
 # ------------------------------------------------------------------------------------ SIGKILL

@@ -114,3 +114,13 @@ def test_stale_wal_is_reported_and_the_set_is_left_as_found(module, tmp_path):
     result = module('memory_db_check', {'path': path, 'mode': 'full'})
     assert result['ok'] is False and result['wal_present'] is True
     assert {suffix: sha256(path + suffix) for suffix in ('', '-wal')} == before
+
+
+def test_check_of_a_closed_wal_db_leaves_no_sidecars(module, tmp_path):
+    # A WAL-mode backup nobody has open: a plain read-only open would create -wal/-shm beside it.
+    path = make_db(tmp_path, wal=True)
+    assert not (tmp_path / '.swarm' / 'memory.db-wal').exists()
+    for check_mode in (False, True):
+        result = module('memory_db_check', {'path': path, 'mode': 'full'}, check_mode=check_mode)
+        assert result['ok'] is True and result['journal_mode'] == 'wal', result
+    assert sorted(p.name for p in (tmp_path / '.swarm').iterdir()) == ['memory.db']

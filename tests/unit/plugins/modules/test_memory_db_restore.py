@@ -129,7 +129,7 @@ def test_newest_verified_backup_is_chosen_and_the_rest_are_skipped_with_reasons(
 
     r = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'expect_profile': 'runbook'})
     assert r['changed'] is True and r['restored_from'] == chosen['backup_path'], r
-    reasons = dict((os.path.basename(os.path.dirname(s['path'])), s['reason']) for s in r['skipped'])
+    reasons = dict((os.path.basename(os.path.dirname(s['path'])), s['reason']) for s in r['skipped_backups'])
     assert sorted(reasons) == ['r3', 'r4', 'r5', 'r6'], reasons
     assert reasons['r6'].startswith('schema profile is v3, expected runbook')
     assert reasons['r5'].startswith('fails quick_check now')
