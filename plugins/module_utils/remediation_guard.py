@@ -214,7 +214,8 @@ class Guard(object):
         if not os.path.isdir(self.state_dir):
             os.makedirs(self.state_dir, mode=0o700)
         token = uuid.uuid4().hex
-        keeper = subprocess.Popen([sys.executable, '-c', KEEPER_CODE, self.lock_path, token, str(ttl)],
+        # A detached keeper must outlive this module run; run_command waits for its process.
+        keeper = subprocess.Popen([sys.executable, '-c', KEEPER_CODE, self.lock_path, token, str(ttl)],  # pylint: disable=ansible-bad-function
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
         now = self.now()
