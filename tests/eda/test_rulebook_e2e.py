@@ -5,12 +5,13 @@ collection's own alertmanager source, started as `ansible-rulebook` would be in
 production. What it runs is chosen by two inputs only, the playbook directory
 (`claude_flow_playbook_dir`) and the inventory (`-i`):
 
-* now: TARGET = 'stand-in' -> test playbooks p0..p3-response.yml written below,
+* test_alerts_...: test playbooks p0..p3-response.yml written below,
   each recording one marker file per run on the host it ran on, plus the real
   playbooks/close-incident.yml; three local-connection hosts host-a/b/c.
-* later (SWITCH HERE): return the repo's playbooks/ and the lab inventory from
-  e2e_target(), and make `runs_of()` read what the real playbooks leave on a lab
-  host (e.g. the incident files in claude_flow_incidents_dir) instead of markers.
+* test_real_playbooks_...: the repo's playbooks/ on three real lab hosts (fixture lab_hosts in
+  conftest.py: a lab in a state dir of its own, always taken down), asserting on what the real
+  playbooks leave on each host (incident files, /health, the DB's sha256). It is the slow one
+  (about 1 minute, more on a loaded machine); the stand-in test stays as the fast check.
 """
 
 import json
@@ -227,8 +228,8 @@ def db_sha256(lab, host):
     return lab.sh(host, 'sha256sum %s' % DB).split()[0]
 
 
-def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(tmp_path, record_property, eda,
-                                                                              lab_hosts):
+def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(
+        tmp_path, record_property, eda, lab_hosts):
     """The same rulebook, now with the repo's playbooks/ on three real lab hosts."""
     http, wait_for, lab = eda.http, eda.wait_for, lab_hosts
     test_started = time.monotonic()
@@ -273,7 +274,7 @@ def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(tmp_
                 return True   # fail below with its output
             lab1, lab2 = lab_incidents(lab, 'lab1'), lab_incidents(lab, 'lab2')
             reports = [name for name in list(lab1) + list(lab2) if name.endswith('.md')]
-            return resolved_name in lab1 and len(reports) >= 2 and 'open-incident.json' not in lab2
+            return resolved_name in lab1 and len(reports) >= 2
 
         assert wait_for(done, timeout=240, interval=2), rulebook.output()[-8000:]
         handled = time.monotonic()
@@ -291,18 +292,20 @@ def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(tmp_
     assert len(reports) == 1, lab1
     record = lab1[reports[0][:-len('.md')] + '.json'] if reports[0][:-3] + '.json' in lab1 \
         else lab1['open-incident.json']
-    assert record['severity'] == 'P0', record
+    assert record['severity'] == 'P0' and record['status'] == 'Resolved', record
     assert lab1[resolved_name]['status'] == 'resolved' and lab1[resolved_name]['host'] == 'lab1'
     assert lab.sh('lab1', 'curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:8080/health') == '200'
     assert lab.sh('lab1', 'python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1])'
                           '.execute(\'PRAGMA integrity_check\').fetchone()[0])" ' + DB).strip() == 'ok'
 
-    # lab2: the P1 playbook, once.
+    # lab2: the P1 playbook, once. Its fix cannot raise a truth score made of past verifications, so it
+    # ends Unresolved (incident left open for a human, the playbook fails); either way the record says P1.
     lab2 = lab_incidents(lab, 'lab2')
     reports2 = sorted(name for name in lab2 if name.startswith('incident-') and name.endswith('.md'))
     assert len(reports2) == 1, lab2
     record2 = lab2[reports2[0][:-3] + '.json'] if reports2[0][:-3] + '.json' in lab2 else lab2['open-incident.json']
     assert record2['severity'] == 'P1', record2
+    assert sorted(os.listdir(str(home / 'claude-flow-incident-reports'))) == ['lab1', 'lab2']
 
     # lab3: nothing ran there.
     assert lab_incidents(lab, 'lab3') == {}
