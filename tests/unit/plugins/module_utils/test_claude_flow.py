@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from process_scan import processes_with
 from reference_outputs import read_bytes
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow as cf
@@ -45,24 +46,6 @@ def make_app(base, version='2.7.47', history=None, raw_state=None, executable=No
         with open(os.path.join(app, '.swarm', 'verification-memory.json'), 'w') as handle:
             handle.write(raw_state if raw_state is not None else json.dumps({'scores': [], 'history': history}))
     return app
-
-
-def processes_with(marker):
-    """Pids of live processes whose environment holds marker: found whatever group they moved to."""
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/environ' % entry, 'rb') as handle:
-                environ = handle.read()
-            with open('/proc/%s/stat' % entry, 'rb') as handle:
-                state = handle.read().rsplit(b')', 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in environ and state != b'Z':
-            found.append(int(entry))
-    return found
 
 
 def processes_in_group(pgid):

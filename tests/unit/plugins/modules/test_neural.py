@@ -4,42 +4,15 @@
 
 import json
 import os
-import shutil
 import time
 import uuid
 
 import pytest
 
-from conftest import REPO, run_module
+from process_scan import processes_with
+from test_truth_info import make_app
 
-STANDIN = os.path.join(REPO, 'tests', 'lab', 'standins', 'claude-flow')
-
-
-def make_app(base, version='2.7.47'):
-    app = os.path.join(str(base), 'app')
-    os.makedirs(os.path.join(app, 'node_modules', '.bin'))
-    shutil.copy2(STANDIN, os.path.join(app, 'node_modules', '.bin', 'claude-flow'))
-    with open(os.path.join(app, '.claude-flow-standin-version'), 'w') as handle:
-        handle.write(version + '\n')
-    return app
-
-
-def processes_with(marker):
-    """Live processes whose environment holds marker, wherever they are (any group or session)."""
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/environ' % entry, 'rb') as handle:
-                environ = handle.read()
-            with open('/proc/%s/stat' % entry, 'rb') as handle:
-                state = handle.read().rsplit(b')', 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in environ and state != b'Z':
-            found.append(int(entry))
-    return found
+from conftest import run_module
 
 
 def test_status_on_3x_parses_the_component_table(tmp_path):
