@@ -203,6 +203,10 @@ def _nobody(name, args):
                                    'HOME': tempfile.gettempdir()}, check=False)
     finally:
         os.unlink(args_path)
+    if not proc.stdout.strip() and ('Permission denied' in proc.stderr or proc.returncode == 126):
+        # The checkout (or its venv) sits below a directory the unprivileged user cannot enter, as in a
+        # CI clone under a 0700 temp dir: the module never started, so there is nothing to judge.
+        pytest.skip('user 65534 cannot run the module from this checkout: %s' % proc.stderr.strip()[:200])
     assert 'Traceback' not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
     result['_rc'] = proc.returncode
