@@ -364,6 +364,12 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
         raise BackupError('cannot back up %s: %s' % (path, info['problem']))
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise BackupError('dest %s exists and is not a directory; point dest at a directory' % dest)
+    if not os.access(source, os.R_OK):
+        raise BackupError('cannot read %s as uid %d (permission denied); run the task with become: true or as '
+                          'the owner of the DB' % (source, os.geteuid()))
+    cannot_write = safe_files.write_problem(dest)
+    if cannot_write:
+        raise BackupError('cannot back up %s into %s: %s' % (path, dest, cannot_write))
     moment = utc_now()
     target_dir = _stamp_dir(dest, moment, name, create=False) if timestamped else dest
     backup_path = os.path.join(target_dir, name)

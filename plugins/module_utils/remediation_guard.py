@@ -6,7 +6,13 @@
 - single flight: one lock file per host; a second run waits or is refused.
 - stale locks: the lock names a keeper process on the host (pid + boot id + a
   token in its command line); a lock whose keeper is gone, whose boot id is
-  from an earlier boot, or that is older than its ttl is stale and may be broken.
+  from an earlier boot, that is older than its ttl, or whose lease was not
+  renewed in time is stale and may be broken.
+- lease: the controller cannot be watched from the host, so a run proves it is
+  alive by renewing (touching the lock file) at each step; a run killed with
+  SIGKILL stops renewing and its lock goes stale after one lease.
+- run identity: the lock belongs to one run (run_id), not to an incident id, so
+  two runs started in the same second never share it.
 - cooldown: no new remediation within N seconds of the last one.
 - circuit breaker: after N remediations inside a window, stop and say why;
   a human resets it.
@@ -33,21 +39,24 @@ HISTORY_NAME = 'history.json'
 COUNTED_OUTCOMES = ('remediated', 'failed')
 HISTORY_KEEP = 200
 
-# The keeper holds no file open and exits as soon as its lock is gone or its ttl is over;
-# its only job is to be a live pid on this boot while the lock is legitimately held.
+# The keeper holds no file open and exits as soon as its lock is gone, its ttl is over or its
+# lease lapsed; its only job is to be a live pid on this boot while the lock is legitimately held.
 KEEPER_CODE = r'''
 import json, os, sys, time
-lock, token, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
+lock, token, ttl, lease = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 start = time.time()
 seen = False
 while time.time() - start < ttl:
     try:
         with open(lock) as handle:
             ok = json.load(handle).get('token') == token
+        renewed = os.stat(lock).st_mtime
     except (OSError, ValueError):
         ok = False
     if ok:
         seen = True
+        if lease and time.time() - max(renewed, start) > lease:
+            break
     elif seen or time.time() - start > 30:
         break
     time.sleep(1)
@@ -120,6 +129,14 @@ class Guard(object):
         data.setdefault('reset_epoch', 0)
         return data
 
+    def renewed_epoch(self, lock):
+        """When the holder last proved it is alive: the lock file's mtime (renew touches it)."""
+        try:
+            touched = os.stat(self.lock_path).st_mtime
+        except OSError:
+            touched = 0
+        return max(float(lock.get('acquired_epoch', 0) or 0), touched)
+
     def stale_reason(self, lock):
         """Why a lock no longer protects anything, or None when it is live."""
         if lock.get('unreadable'):
@@ -132,6 +149,11 @@ class Guard(object):
         age = self.now() - float(lock.get('acquired_epoch', 0))
         if age > float(lock.get('ttl', 0) or 0):
             return 'the lock is %d s old, older than its ttl of %s s' % (age, lock.get('ttl'))
+        lease = float(lock.get('lease', 0) or 0)
+        silent = self.now() - self.renewed_epoch(lock)
+        if lease and silent > lease:
+            return ('the lock was not renewed for %d s, longer than its lease of %d s: the run holding it stopped '
+                    'without releasing it (killed?)' % (silent, lease))
         if lock.get('pid') and not pid_alive_with_token(lock['pid'], lock.get('token', '')):
             return 'its keeper process %s is gone' % lock['pid']
         return None
@@ -165,7 +187,7 @@ class Guard(object):
         return result
 
     # ----- acquire / release -----
-    def acquire(self, incident_id, owner, ttl, wait_timeout, poll_interval, check_mode=False):
+    def acquire(self, incident_id, owner, ttl, wait_timeout, poll_interval, check_mode=False, run_id=None, lease=0):
         start = self.now()
         waited_for = None
         broken = []
@@ -180,11 +202,11 @@ class Guard(object):
                     self._break(lock, reason)
                     broken.append({'lock': lock, 'reason': reason})
                     continue
-                if lock.get('incident_id') == incident_id and lock.get('boot_id') == boot_id():
+                if self._ours(lock, incident_id, run_id) and lock.get('boot_id') == boot_id():
                     lock['reentered'] = True
                     return {'acquired': True, 'lock': lock, 'waited_seconds': 0, 'waited_for': None,
                             'broken_stale': broken, 'changed': False,
-                            'msg': 'lock already held by this incident (%s)' % incident_id}
+                            'msg': 'lock already held by this run (%s)' % incident_id}
                 if check_mode:
                     return {'acquired': False, 'would_acquire': False, 'held_by': lock,
                             'msg': 'would wait up to %d s for the lock held by %s' % (
@@ -201,7 +223,7 @@ class Guard(object):
                 continue
             if check_mode:
                 return {'acquired': False, 'would_acquire': True, 'msg': 'the lock is free; would acquire it'}
-            taken = self._take(incident_id, owner, ttl)
+            taken = self._take(incident_id, owner, ttl, run_id, lease)
             if taken is None:
                 continue  # lost a race with another run; look again
             waited = int(round(self.now() - start))
@@ -210,17 +232,24 @@ class Guard(object):
                     'msg': 'lock acquired for %s%s' % (incident_id, (' after waiting %d s for %s' % (
                         waited, waited_for.get('incident_id'))) if waited_for else '')}
 
-    def _take(self, incident_id, owner, ttl):
+    @staticmethod
+    def _ours(lock, incident_id, run_id):
+        """The lock was taken by this run: same incident id and same run id (two runs started in the
+        same second share an incident id, never a run id)."""
+        return lock.get('incident_id') == incident_id and lock.get('run_id') == run_id
+
+    def _take(self, incident_id, owner, ttl, run_id=None, lease=0):
         if not os.path.isdir(self.state_dir):
             os.makedirs(self.state_dir, mode=0o700)
         token = uuid.uuid4().hex
         # A detached keeper must outlive this module run; run_command waits for its process.
-        keeper = subprocess.Popen([sys.executable, '-c', KEEPER_CODE, self.lock_path, token, str(ttl)],  # pylint: disable=ansible-bad-function
+        keeper = subprocess.Popen([sys.executable, '-c', KEEPER_CODE, self.lock_path, token, str(ttl), str(lease)],  # pylint: disable=ansible-bad-function
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
         now = self.now()
         lock = {'incident_id': incident_id, 'owner': owner, 'pid': keeper.pid, 'boot_id': boot_id(),
-                'token': token, 'acquired_epoch': now, 'acquired_at': iso(now), 'ttl': ttl}
+                'token': token, 'acquired_epoch': now, 'acquired_at': iso(now), 'ttl': ttl,
+                'run_id': run_id, 'lease': lease}
         tmp = '%s.%s.tmp' % (self.lock_path, token)
         with open(tmp, 'w') as handle:
             json.dump(lock, handle)
@@ -247,7 +276,7 @@ class Guard(object):
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise
-        if lock.get('pid') and not lock.get('unreadable') and reason.startswith('the lock is'):
+        if lock.get('pid') and not lock.get('unreadable') and not reason.startswith('its keeper'):
             self._stop_keeper(lock['pid'], lock.get('token'))
 
     @staticmethod
@@ -259,14 +288,32 @@ class Guard(object):
         except OSError:
             pass
 
-    def release(self, incident_id, outcome, actions, check_mode=False):
+    def renew(self, incident_id, run_id=None, check_mode=False):
+        """Prove this run is alive (touch the lock); refuse when the lock is no longer ours."""
+        if check_mode:
+            # A check-mode run never took the lock, so there is nothing of its own to renew.
+            return {'renewed': False, 'changed': False, 'msg': 'would renew the lock of %s' % incident_id}
+        lock = self.read_lock()
+        if lock is None or not self._ours(lock, incident_id, run_id):
+            raise GuardError(
+                'this run (%s) no longer holds the remediation lock (%s); it was probably broken as stale after '
+                'the lease lapsed. Stop here: another run may be remediating this host. Raise the lease '
+                '(claude_flow_guard_lease) if a step legitimately takes longer'
+                % (incident_id, 'now held by %s' % lock.get('incident_id') if lock else 'no lock is held'),
+                held_by=lock)
+        os.utime(self.lock_path, None)
+        return {'renewed': True, 'changed': False, 'renewed_at': iso(self.now()),
+                'msg': 'lock of %s renewed (lease %s s)' % (incident_id, lock.get('lease') or 'none')}
+
+    def release(self, incident_id, outcome, actions, check_mode=False, run_id=None):
         lock = self.read_lock()
         if lock is None:
             return {'released': False, 'changed': False,
                     'msg': 'no lock was held (nothing to release)'}
-        if lock.get('incident_id') != incident_id:
+        if not self._ours(lock, incident_id, run_id):
             return {'released': False, 'changed': False, 'held_by': lock,
-                    'msg': 'the lock belongs to %s, not %s; left in place' % (lock.get('incident_id'), incident_id)}
+                    'msg': 'the lock belongs to another run (%s, run %s), not this one (%s, run %s); left in place'
+                           % (lock.get('incident_id'), lock.get('run_id'), incident_id, run_id)}
         if check_mode:
             return {'released': False, 'changed': False, 'msg': 'would release the lock of %s' % incident_id}
         now = self.now()

@@ -186,20 +186,34 @@ def _comm(pid):
         return ''
 
 
-def free_bytes(path):
-    """Free bytes for an unprivileged writer on the filesystem that holds path."""
+def nearest_existing(path):
+    """path itself or its closest existing parent (where a new file or directory would be made)."""
     probe = path
     while probe and not os.path.exists(probe):
         probe = os.path.dirname(probe)
-    stat = os.statvfs(probe or '/')
+    return probe or '/'
+
+
+def free_bytes(path):
+    """Free bytes for an unprivileged writer on the filesystem that holds path."""
+    stat = os.statvfs(nearest_existing(path))
     return stat.f_bavail * stat.f_frsize
 
 
+def write_problem(path):
+    """None when this process can create or replace path, else why not (read-only filesystem or
+    permissions), worded with the fix."""
+    probe = nearest_existing(path)
+    if os.statvfs(probe).f_flag & os.ST_RDONLY:
+        return '%s is on a read-only filesystem; remount it read-write or choose a path elsewhere' % probe
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return ('%s is not writable by uid %d (permission denied); run the task with become: true or as the '
+                'owner of %s' % (probe, os.geteuid(), probe))
+    return None
+
+
 def fs_usage(path):
-    probe = path
-    while probe and not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    stat = os.statvfs(probe or '/')
+    stat = os.statvfs(nearest_existing(path))
     total = stat.f_blocks * stat.f_frsize
     free = stat.f_bavail * stat.f_frsize
     return {'total_bytes': total, 'free_bytes': free,

@@ -43,10 +43,22 @@ class Facts(object):
             self.unknown[name] = reason
 
 
-def probe_database(facts, path, window_s, busy_timeout_ms, record_growth):
-    check = check_integrity(path, mode='quick', busy_timeout_ms=busy_timeout_ms)
+def integrity_mode(path, full_check_max_bytes):
+    """integrity_check (the runbook's; also compares every index with its table) up to the size limit,
+    quick_check (skips that comparison, O(pages)) above it, so a huge DB does not slow the assessment."""
+    try:
+        size = sum(os.path.getsize(member) for member in (path, path + '-wal') if os.path.exists(member))
+    except OSError:
+        size = 0
+    return 'full' if full_check_max_bytes and size <= full_check_max_bytes else 'quick'
+
+
+def probe_database(facts, path, window_s, busy_timeout_ms, record_growth, full_check_max_bytes=0):
+    mode = integrity_mode(path, full_check_max_bytes)
+    check = check_integrity(path, mode=mode, busy_timeout_ms=busy_timeout_ms)
+    pragma = 'integrity_check' if mode == 'full' else 'quick_check'
     facts.details['integrity'] = {'ok': check['ok'], 'errors': check['errors'][:10],
-                                  'journal_mode': check['journal_mode']}
+                                  'journal_mode': check['journal_mode'], 'check': pragma}
     names = ['ops_per_second', 'cache_hit_rate', 'goap_planning_ms', 'growth_mb_per_hour', 'db_size_bytes']
     if not os.path.exists(path):
         facts.conditions['db_missing'] = True
@@ -54,7 +66,7 @@ def probe_database(facts, path, window_s, busy_timeout_ms, record_growth):
         return None
     if not check['ok']:
         facts.conditions['db_corrupt'] = True
-        facts.unknown_all(names, 'database failed quick_check')
+        facts.unknown_all(names, 'database failed %s' % pragma)
         facts.metrics['db_size_bytes'] = check['size_bytes']
         facts.unknown.pop('db_size_bytes')
         return None
@@ -198,7 +210,8 @@ def run(params, check_mode=False):
     app_dir = params['app_dir']
     db_path = params['path'] or os.path.join(app_dir, '.swarm', 'memory.db')
     facts = Facts()
-    probe_database(facts, db_path, window_s, params['busy_timeout'], record_growth=not check_mode)
+    probe_database(facts, db_path, window_s, params['busy_timeout'], record_growth=not check_mode,
+                   full_check_max_bytes=params.get('integrity_check_max_bytes', 0))
     probe_health(facts, params['health_url'], params['health_timeout'])
     probe_disk(facts, db_path)
     probe_log(facts, params['log_path'], params['log_lines'])

@@ -14,10 +14,14 @@ version_added: 0.1.0
 description:
   - Keeps automatic remediation from fighting itself. The response playbooks acquire the lock at their
     start and release it in C(always), so two runs against one host are serialised.
-  - The lock names a small keeper process on the host (its pid, the host's boot id and a random token in
-    its command line). A lock is stale, and is broken, when that process is gone, when the host has
-    rebooted since, or when the lock is older than its O(ttl). A dead controller therefore blocks a host
-    for at most O(ttl) seconds.
+  - The lock belongs to one run, named by O(incident_id) and O(run_id). Two runs started in the same second
+    can share an incident id; with a random O(run_id) each they never share the lock.
+  - The host cannot see the controller, so a run with a O(lease) proves it is alive by renewing the lock
+    (O(state=renewed)) at every step. A run killed with SIGKILL stops renewing and its lock goes stale
+    one lease later, so the next run takes over instead of waiting for the O(ttl).
+  - The lock also names a small keeper process on the host (its pid, the host's boot id and a random token
+    in its command line). A lock is stale, and is broken, when that process is gone, when the host has
+    rebooted since, when its lease lapsed, or when the lock is older than its O(ttl).
   - O(state=check) enforces the remediation budget. Cooldown refuses a new remediation within
     O(cooldown) seconds of the last one. The circuit breaker refuses once O(max_remediations)
     remediations ended inside O(window) seconds, and says which ones. The fixes are evidently not
@@ -30,19 +34,36 @@ options:
   state:
     description:
       - V(acquired) takes the lock, waiting up to O(wait_timeout) seconds for another holder.
+      - V(renewed) proves this run is still alive (restarts its O(lease)); it fails when the lock is no
+        longer this run's, so a run whose lock was broken stops before changing more.
       - V(released) gives it back and records the outcome.
       - V(check) fails when cooldown or the circuit breaker forbid remediating now.
       - V(status) reports the lock and the budget. V(reset) closes the circuit breaker.
     type: str
-    choices: [acquired, released, check, status, reset]
+    choices: [acquired, renewed, released, check, status, reset]
     default: status
   state_dir:
     description: Directory on the host for C(lock.json) and C(history.json).
     type: path
     default: /var/lib/claude-flow-runbook/guard
   incident_id:
-    description: The incident the lock is taken for. Required for O(state=acquired) and O(state=released).
+    description:
+      - The incident the lock is taken for. Required for O(state=acquired), O(state=renewed) and
+        O(state=released).
     type: str
+  run_id:
+    description:
+      - A value unique to this run (the playbooks pass a random one). A lock is re-entered, renewed or
+        released only by the run with the same O(incident_id) and O(run_id).
+      - Without it, two runs with the same O(incident_id) would count as one.
+    type: str
+  lease:
+    description:
+      - Seconds the lock stays valid without a renewal (O(state=renewed)); V(0) switches the lease off, so
+        only the keeper, the boot id and O(ttl) decide staleness.
+      - Must be longer than the longest step between two renewals.
+    type: int
+    default: 0
   owner:
     description: Who holds the lock (e.g. C(user@controller playbook)); shown to anyone who has to wait.
     type: str
@@ -103,8 +124,16 @@ EXAMPLES = r'''
   claude_flow.runbook.remediation_guard:
     state: acquired
     incident_id: INC-20260101-120000-web1
+    run_id: "{{ claude_flow_lock_run_id }}"
     owner: "{{ lookup('ansible.builtin.env', 'USER') }} p0-response"
     wait_timeout: 300
+    lease: 900
+
+- name: Prove the run is alive between steps (fails when the lock was broken meanwhile)
+  claude_flow.runbook.remediation_guard:
+    state: renewed
+    incident_id: INC-20260101-120000-web1
+    run_id: "{{ claude_flow_lock_run_id }}"
 
 - name: Refuse when cooldown or the circuit breaker say stop
   claude_flow.runbook.remediation_guard:
@@ -117,6 +146,7 @@ EXAMPLES = r'''
   claude_flow.runbook.remediation_guard:
     state: released
     incident_id: INC-20260101-120000-web1
+    run_id: "{{ claude_flow_lock_run_id }}"
     outcome: remediated
     actions: [rollback to release 2026-01-01]
 
@@ -131,7 +161,7 @@ acquired:
   returned: state is acquired
   type: bool
 lock:
-  description: The lock record (incident_id, owner, pid, boot_id, acquired_at, ttl).
+  description: The lock record (incident_id, run_id, owner, pid, boot_id, acquired_at, ttl, lease).
   returned: when a lock was acquired
   type: dict
 waited_seconds:
@@ -147,6 +177,10 @@ broken_stale:
   returned: state is acquired
   type: list
   elements: dict
+renewed:
+  description: Whether the lease was renewed.
+  returned: state is renewed
+  type: bool
 released:
   description: Whether the lock was released.
   returned: state is released
@@ -177,9 +211,12 @@ from ansible_collections.claude_flow.runbook.plugins.module_utils.remediation_gu
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type='str', default='status', choices=['acquired', 'released', 'check', 'status', 'reset']),
+            state=dict(type='str', default='status',
+                       choices=['acquired', 'renewed', 'released', 'check', 'status', 'reset']),
             state_dir=dict(type='path', default='/var/lib/claude-flow-runbook/guard'),
             incident_id=dict(type='str'),
+            run_id=dict(type='str'),
+            lease=dict(type='int', default=0),
             owner=dict(type='str', default='ansible'),
             ttl=dict(type='int', default=3600),
             wait_timeout=dict(type='int', default=0),
@@ -191,25 +228,32 @@ def main():
             actions=dict(type='list', elements='str', default=[]),
             force=dict(type='bool', default=False),
         ),
-        required_if=[('state', 'acquired', ['incident_id']), ('state', 'released', ['incident_id'])],
+        required_if=[('state', 'acquired', ['incident_id']), ('state', 'renewed', ['incident_id']),
+                     ('state', 'released', ['incident_id'])],
         supports_check_mode=True,
     )
     started = time.monotonic()
     p = module.params
-    for name in ('ttl', 'cooldown', 'window', 'max_remediations', 'wait_timeout'):
+    for name in ('ttl', 'cooldown', 'window', 'max_remediations', 'wait_timeout', 'lease'):
         if p[name] < 0:
             module.fail_json(msg='%s must be 0 or more seconds/count, got %d' % (name, p[name]))
     if p['ttl'] == 0:
         module.fail_json(msg='ttl must be more than 0 seconds; it bounds how long a dead run can block the host')
+    if p['lease'] > p['ttl']:
+        module.fail_json(msg='lease (%d s) must not be longer than ttl (%d s); lower the lease or raise the ttl'
+                         % (p['lease'], p['ttl']))
     guard = Guard(p['state_dir'])
     result = {'changed': False}
     try:
         budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
         if p['state'] == 'acquired':
             result.update(guard.acquire(p['incident_id'], p['owner'], p['ttl'], p['wait_timeout'],
-                                        p['poll_interval'], module.check_mode))
+                                        p['poll_interval'], module.check_mode, p['run_id'], p['lease']))
+        elif p['state'] == 'renewed':
+            result.update(guard.renew(p['incident_id'], p['run_id'], module.check_mode))
         elif p['state'] == 'released':
-            result.update(guard.release(p['incident_id'], p['outcome'], p['actions'], module.check_mode))
+            result.update(guard.release(p['incident_id'], p['outcome'], p['actions'], module.check_mode,
+                                        p['run_id']))
             budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
         elif p['state'] == 'check':
             if (budget['circuit_open'] or budget['cooldown_active']) and not p['force']:

@@ -551,10 +551,6 @@ def test_rollback_previous_release_missing_backup(scenarios, fault):
     fault.lost(result['lost'])
     assert result['lost'] == 0
     record_secrets(fault, case)
-    if run.rc != 0 and result['link_after'].endswith('release-2026.11.27') and not result['lock']:
-        fault.did('stopped and paged instead of falling back to release-2026.11.20 (whose backup verifies): "%s"; '
-                  'symlink and DB unchanged' % fault.clip(error_text(run), 260))
-        pytest.xfail('a release without memory.db.backup fails the whole rollback instead of being skipped')
     assert run.rc == 0, run
     assert result['link_after'].endswith('release-2026.11.20'), result['link_after']
     assert result['health'] == 200 and result['integrity'] == 'ok' and not result['lock']
@@ -574,18 +570,11 @@ def test_symlink_to_deleted_dir(scenarios, fault):
     assert result['lost'] == 0
     assert result['lock'] is False
     record_secrets(fault, case)
-    if run.rc == 0:
-        assert result['health'] == 200 and not result['link_after'].endswith('release-2026.12.01'), result
-        fault.did('the dangling link was repointed to %s; /health %s'
-                  % (os.path.basename(result['link_after']), result['health']))
-    else:
-        assert result['pages'], 'failed without paging'
-        message = error_text(run)
-        fault.did('stopped and paged: "%s"; no release DB touched' % fault.clip(message, 300))
-        if 'release-2026.12.01' not in message and 'symlink' not in message:
-            pytest.xfail('stops and pages, but the message blames the backups and does not name the cause (the '
-                         'production symlink points at a deleted release dir); repointing it at the newest release '
-                         'with a verified backup would have remediated')
+    assert run.rc == 0, run
+    assert result['health'] == 200 and not result['link_after'].endswith('release-2026.12.01'), result
+    fault.did('P0 saw db_missing, found the production symlink dangling and rolled back: the link now points at '
+              '%s (newest release whose backup verifies; its live DB preserved with sha256 before the restore); '
+              '/health %s' % (os.path.basename(result['link_after']), result['health']))
 
 
 @pytest.mark.fault('rollback', 'The service fails to start after the rollback (/health 503 on the release rolled back to)')
@@ -609,9 +598,8 @@ def test_service_fails_after_rollback(scenarios, fault):
         ('stopped the service safely' if stopped else 'left the service running unhealthy'),
         fault.clip(error_text(run), 200), os.path.basename(result['link_before']),
         os.path.basename(result['link_after']), result['service'], result['health']))
-    if not (rolled_forward or stopped):
-        pytest.xfail('after a failed rollback the service is left running on the bad release (/health %s): '
-                     'neither rolled forward to the preserved state nor stopped' % result['health'])
+    assert rolled_forward or stopped, ('after a failed rollback the service is left running on the bad release '
+                                       '(/health %s): neither rolled forward nor stopped' % result['health'])
 
 
 # ------------------------------------------------------------------------------------ process
@@ -633,12 +621,9 @@ def test_two_alerts_one_remediation(scenarios, fault):
                   len([e for e in result['history'] if e.get('outcome') == 'remediated']), len(result['preserved']),
                   len(result['initial_pages'])))
     incidents = [set(re.findall(r'INC-\d{8}-\d{6}-\w+', line)) for line in result['lock_lines']]
-    shared = bool(incidents[0] & incidents[1]) and any('already held by this incident' in line
+    shared = bool(incidents[0] & incidents[1]) and any('already held by this' in line
                                                        for line in result['lock_lines'])
-    if shared:
-        pytest.xfail('both runs started in the same second got the same incident id (INC-<second>-<host>), which '
-                     'is the lock identity: the second took the lock as "already held by this incident" and ran '
-                     'at the same time as the first (%d remediated this time)' % len(remediating))
+    assert not shared, 'the second run re-entered the first run\'s lock: %s' % result['lock_lines']
     assert len(remediating) == 1, result['restores']
 
 
@@ -651,22 +636,16 @@ def test_sigkill_mid_restore(scenarios, fault):
     clean_run(rerun)
     fault.lost(result['lost'])
     record_secrets(fault, case)
-    stuck = result['lock_after_kill']
-    if rerun.rc != 0 and stuck and stuck['keeper_alive']:
-        fault.did('killed when the restore had written its %s; the DB was then the %s set (never a mix); the '
-                  'lock stayed held: its keeper process (pid %s on the host) outlived the killed run, so the next '
-                  'run waited for it and failed: "%s"' % (result['killed_at'], result['state'], stuck['keeper_pid'],
-                                                          fault.clip(tail(rerun, 'msg:|ERROR'), 200)))
-        pytest.xfail('the lock of a run killed with SIGKILL stays held while its keeper lives (ttl %s s)'
-                     % stuck['ttl'])
-    assert rerun.rc == 0, rerun
+    assert rerun.rc == 0, 'the next run did not take over the killed run\'s lock (%s): %s' % (
+        result['lock_after_kill'], fault.clip(tail(rerun, 'msg:|ERROR'), 300))
     assert result['health'] == 200 and result['integrity'] == 'ok'
     assert not result['journal_left'] and not result['lock']
     assert result['lost'] == 0
     fault.did('killed when the restore had written its %s; the DB was then the %s set (never a mix); lock after '
-              'the kill: %s; the next run finished cleanly (/health 200, integrity ok, no journal, lock released)'
-              % (result['killed_at'], result['state'], 'left, broken as stale' if result['lock_after_kill']
-                 else 'gone'))
+              'the kill: %s; the next run (%s) finished cleanly (/health 200, integrity ok, no journal, lock released)'
+              % (result['killed_at'], result['state'], 'left, broken as stale once its lease lapsed'
+                 if result['lock_after_kill'] else 'gone',
+                 fault.clip(tail(rerun, r'msg: lock ').replace('msg: ', ''), 120)))
 
 
 @pytest.mark.fault('process', 'A host unreachable in the middle of a rollout (serial batches, max_fail_percentage)')
@@ -704,12 +683,10 @@ def _input_case(scenarios, fault, name, what):
     if at_start:
         fault.did('rejected before anything ran: "%s"' % fault.clip(message, 220))
         return
-    fault.did('%s; rc %s; lock taken: %s; incident files written: %s; pages sent: %d%s' % (
-        what, run.rc, result['lock_taken'], len(result['new_incident_files']), len(result['pages']),
-        ('; /etc/passwd on the host was REPLACED by a memory.db backup%s'
-         % ('' if result['root_known'] else ' (afterwards the host knows no user root: ssh logins fail)'))
-        if result.get('watched_changed') else ''))
-    pytest.xfail('not rejected at the start: %s' % what)
+    raise AssertionError('not rejected at the start (%s): rc %s; lock taken: %s; incident files written: %s; '
+                         'pages sent: %d; watched file changed: %s' % (
+                             what, run.rc, result['lock_taken'], len(result['new_incident_files']),
+                             len(result['pages']), result.get('watched_changed')))
 
 
 @pytest.mark.fault('input', 'Playbook: negative window (-e claude_flow_triage_window=-5m)')

@@ -123,3 +123,55 @@ def test_bad_input_is_named(module, tmp_path):
     assert result.get('failed') and 'incident_id' in result['msg']
     result = guard(module, tmp_path, state='check', ttl=0)
     assert result.get('failed') and 'ttl' in result['msg']
+    result = guard(module, tmp_path, state='acquired', incident_id='INC-L', lease=7200, ttl=3600)
+    assert result.get('failed') and 'lease (7200 s) must not be longer than ttl' in result['msg']
+    result = guard(module, tmp_path, state='renewed')
+    assert result.get('failed') and 'incident_id' in result['msg']
+
+
+def test_same_incident_id_different_runs_do_not_share_the_lock(module, tmp_path):
+    # Two alerts in the same second give two runs the same incident id; the run id keeps them apart.
+    first = guard(module, tmp_path, state='acquired', incident_id='INC-SAME', run_id='run-1')
+    assert first['acquired'] is True and first['lock']['run_id'] == 'run-1'
+    second = guard(module, tmp_path, state='acquired', incident_id='INC-SAME', run_id='run-2', wait_timeout=0)
+    assert second.get('failed') and 'another remediation holds' in second['msg'], second
+    again = guard(module, tmp_path, state='acquired', incident_id='INC-SAME', run_id='run-1')
+    assert again['acquired'] is True and 'already held by this run' in again['msg']
+    other = guard(module, tmp_path, state='released', incident_id='INC-SAME', run_id='run-2', outcome='failed')
+    assert other['released'] is False and 'another run' in other['msg']
+    assert lock_of(tmp_path)['run_id'] == 'run-1'
+    assert not os.path.exists(os.path.join(str(tmp_path), 'history.json'))
+    stolen = guard(module, tmp_path, state='renewed', incident_id='INC-SAME', run_id='run-2')
+    assert stolen.get('failed') and 'no longer holds the remediation lock' in stolen['msg'], stolen
+    done = guard(module, tmp_path, state='released', incident_id='INC-SAME', run_id='run-1')
+    assert done['released'] is True
+
+
+def test_a_lapsed_lease_makes_the_lock_stale_and_renewal_keeps_it(module, tmp_path):
+    got = guard(module, tmp_path, state='acquired', incident_id='INC-K', run_id='k', lease=3)
+    keeper = got['lock']['pid']
+    for _round in range(3):   # renewing every second keeps the lock past its 3 s lease
+        time.sleep(1.2)
+        renewed = guard(module, tmp_path, state='renewed', incident_id='INC-K', run_id='k')
+        assert renewed['renewed'] is True, renewed
+    assert guard(module, tmp_path, state='status')['stale_reason'] is None
+    assert alive(keeper)
+    # The run is "killed": no more renewals. One lease later the lock is stale and the keeper gone.
+    deadline = time.time() + 10
+    while alive(keeper) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive(keeper), 'the keeper outlived the lapsed lease'
+    status = guard(module, tmp_path, state='status')
+    assert 'not renewed for' in status['stale_reason'] and 'lease of 3 s' in status['stale_reason'], status
+    taken = guard(module, tmp_path, state='acquired', incident_id='INC-NEXT', run_id='n')
+    assert taken['acquired'] is True and len(taken['broken_stale']) == 1, taken
+    late = guard(module, tmp_path, state='renewed', incident_id='INC-K', run_id='k')
+    assert late.get('failed') and 'INC-NEXT' in late['msg'], late
+    guard(module, tmp_path, state='released', incident_id='INC-NEXT', run_id='n')
+
+
+def test_renew_in_check_mode_changes_nothing(module, tmp_path):
+    result = module(NAME, {'state': 'renewed', 'incident_id': 'INC-C', 'run_id': 'c', 'state_dir': str(tmp_path)},
+                    check_mode=True)
+    assert not result.get('failed') and result['renewed'] is False and 'would renew' in result['msg']
+    assert os.listdir(str(tmp_path)) == []
