@@ -22,9 +22,7 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -36,41 +34,13 @@ OUTCOMES = os.environ.get('FAULTS_OUTCOMES') or os.path.join(REPO, 'tests', 'out
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import memory_db_gen as gen  # noqa: E402  (tests/lab is not a package)
+from module_runner import run_module  # noqa: E402,F401  (used by the fault tests through conftest)
 
 _RESULTS = {}
 _ORDER = {}
 
 
 # ---------------------------------------------------------------------------------------- modules
-
-def run_module(name, args, check_mode=False, env=None, timeout=120):
-    """Run plugins/modules/<name>.py as a real process, the way Ansible does (args file); its JSON
-    result with '_rc' and '_out' (stdout + stderr). A traceback fails the calling test."""
-    module_args = dict(args)
-    module_args['_ansible_check_mode'] = check_mode
-    module_args.setdefault('_ansible_remote_tmp', tempfile.gettempdir())
-    module_args.setdefault('_ansible_tmpdir', None)
-    fd, args_path = tempfile.mkstemp(suffix='.json')
-    with os.fdopen(fd, 'w') as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': module_args}, handle)
-    run_env = dict(os.environ)
-    run_env['PYTHONPATH'] = COLLECTIONS + os.pathsep + run_env.get('PYTHONPATH', '')
-    run_env.update(env or {})
-    try:
-        proc = subprocess.run([sys.executable, os.path.join(REPO, 'plugins', 'modules', name + '.py'), args_path],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=run_env,
-                              timeout=timeout, check=False)
-    finally:
-        os.unlink(args_path)
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        result = {'failed': True, 'msg': '(no JSON result)'}
-    result['_rc'] = proc.returncode
-    result['_out'] = proc.stdout + proc.stderr
-    assert 'Traceback' not in result['_out'], result['_out']
-    return result
-
 
 def make_db(path, rows=1500, preset='healthy', profile='runbook', **knobs):
     """A real memory.db from the project's generator (WAL mode, closed: no -wal left)."""

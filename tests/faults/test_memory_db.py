@@ -186,28 +186,12 @@ def test_read_only_filesystem_fails_clearly(tmp_path, fault):
 
 def _nobody(name, args):
     """The module as an unprivileged user (an inventory without become), via setpriv."""
-    from conftest import COLLECTIONS, REPO
-    fd, args_path = tempfile.mkstemp(suffix='.json')
-    module_args = dict(args, _ansible_check_mode=False, _ansible_remote_tmp=tempfile.gettempdir(),
-                       _ansible_tmpdir=None)
-    with os.fdopen(fd, 'w') as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': module_args}, handle)
-    os.chmod(args_path, 0o644)
-    try:
-        proc = subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--',
-                               sys.executable, os.path.join(REPO, 'plugins', 'modules', name + '.py'), args_path],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60,
-                              env={'PATH': os.environ['PATH'], 'PYTHONPATH': COLLECTIONS,
-                                   'HOME': tempfile.gettempdir()}, check=False)
-    finally:
-        os.unlink(args_path)
-    if not proc.stdout.strip() and ('Permission denied' in proc.stderr or proc.returncode == 126):
+    result = run_module(name, args, prefix=['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'],
+                        clean_env={'PATH': os.environ['PATH'], 'HOME': tempfile.gettempdir()}, timeout=60)
+    if result.get('msg') == '(no JSON result)' and ('Permission denied' in result['_out'] or result['_rc'] == 126):
         # The checkout (or its venv) sits below a directory the unprivileged user cannot enter, as in a
         # CI clone under a 0700 temp dir: the module never started, so there is nothing to judge.
-        pytest.skip('user 65534 cannot run the module from this checkout: %s' % proc.stderr.strip()[:200])
-    assert 'Traceback' not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    result = json.loads(proc.stdout)
-    result['_rc'] = proc.returncode
+        pytest.skip('user 65534 cannot run the module from this checkout: %s' % result['_out'].strip()[:200])
     return result
 
 
