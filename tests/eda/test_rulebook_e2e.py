@@ -295,6 +295,9 @@ def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(
         else lab1['open-incident.json']
     assert record['severity'] == 'P0' and record['status'] == 'Resolved', record
     assert lab1[resolved_name]['status'] == 'resolved' and lab1[resolved_name]['host'] == 'lab1'
+    # The alert and the response are linked both ways: the record names the alert, the close names the record.
+    assert record['alert_ids'] == ['e0e0e0e0e0e0e0e0-20240501T120000Z'], record
+    assert lab1[resolved_name]['response_incidents'] == [record['id']], lab1[resolved_name]
     assert lab.sh('lab1', 'curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:8080/health') == '200'
     assert lab.sh('lab1', 'python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1])'
                           '.execute(\'PRAGMA integrity_check\').fetchone()[0])" ' + DB).strip() == 'ok'
@@ -306,6 +309,7 @@ def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(
     assert len(reports2) == 1, lab2
     record2 = lab2[reports2[0][:-3] + '.json'] if reports2[0][:-3] + '.json' in lab2 else lab2['open-incident.json']
     assert record2['severity'] == 'P1', record2
+    assert record2['alert_ids'] == ['e1e1e1e1e1e1e1e1-20240501T120000Z'], record2
     assert sorted(os.listdir(str(home / 'claude-flow-incident-reports'))) == ['lab1', 'lab2']
 
     # lab3: nothing ran there.
