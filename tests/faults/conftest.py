@@ -34,7 +34,6 @@ OUTCOMES = os.environ.get('FAULTS_OUTCOMES') or os.path.join(REPO, 'tests', 'out
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import memory_db_gen as gen  # noqa: E402  (tests/lab is not a package)
-from module_runner import run_module  # noqa: E402,F401  (used by the fault tests through conftest)
 
 _RESULTS = {}
 _ORDER = {}

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import lab as labmod  # noqa: E402  (tests/lab is not a package)
 
-from conftest import run_module  # noqa: E402
+from module_runner import run_module  # noqa: E402  (tests/lab, put on sys.path by conftest)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from conftest import PriorState, make_db, run_module
+from conftest import PriorState, make_db
+from module_runner import run_module  # tests/lab, put on sys.path by conftest
 
 
 @pytest.fixture

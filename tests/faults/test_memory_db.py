@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import PriorState, gen, integrity, make_db, run_module, sha256
+from conftest import PriorState, gen, integrity, make_db, sha256
+from module_runner import run_module  # tests/lab, put on sys.path by conftest
 
 DETECTION = {'missing': 'db_missing'}
 
