@@ -8,7 +8,7 @@ log, and the app stand-in serving /health on a free loopback port. Then, in inte
   * runbook        P0 step 1 + P1 step 1 as a bash script: process check, curl -f /health,
                    ./claude-flow verify status, truth --json | jq, tail -500 | grep, the P1 metrics
                    SQL (ops/sec, cache hit rate, truth score) and PRAGMA integrity_check via sqlite3
-  * runbook, quick the same script with PRAGMA quick_check (the depth triage checks), for reference
+  * runbook, quick the same script with PRAGMA quick_check (the depth triage checks above 64 MiB), for reference
   * module         plugins/modules/triage.py as one process (what the task costs on the host)
   * ansible        `ansible localhost -c local -m claude_flow.runbook.triage` (one ad-hoc task)
   * playbook       `ansible-playbook` with one play of one triage task, connection local
@@ -89,8 +89,8 @@ sqlite3 .swarm/memory.db "PRAGMA {integrity};"
 COVERS = {
     'runbook': 'process up, /health, verify status, truth score via jq, error lines (printed, not counted), '
                'ops/sec, cache hit rate, truth score (SQL), full integrity_check; no classification',
-    'runbook_quick': 'as above with quick_check (the depth triage checks)',
-    'module': 'ours: /health, quick_check, ops/sec, cache hit rate, truth score + per-agent scores, GOAP avg, '
+    'runbook_quick': 'as above with quick_check (the depth triage checks on DBs above 64 MiB)',
+    'module': 'ours: /health, integrity_check (quick_check above 64 MiB), ops/sec, cache hit rate, truth score + per-agent scores, GOAP avg, '
               'patterns created 24h, DB+WAL size, growth rate, disk free, log size + error/critical/fatal counts, '
               'quarantined ratio, P0-P3 with reasons and the response playbook',
     'ansible': 'the module as one ad-hoc task (controller start-up, AnsiballZ, callback included)',
@@ -276,7 +276,9 @@ def probe_breakdown(app, log, port, repeat):
     db = os.path.join(app, '.swarm', 'memory.db')
     url = 'http://127.0.0.1:%d/health' % port
     probes = [
-        ('database: quick_check + metrics (incl. growth sample)', lambda f: triage.probe_database(f, db, 3600, 5000, True)),
+        # 64 MiB: the triage module's default integrity_check_max_bytes.
+        ('database: integrity check + metrics (incl. growth sample)',
+         lambda f: triage.probe_database(f, db, 3600, 5000, True, full_check_max_bytes=64 << 20)),
         ('health: GET /health (the app runs quick_check)', lambda f: triage.probe_health(f, url, 60)),
         ('disk: statvfs', lambda f: triage.probe_disk(f, db)),
         ('log: last 500 lines', lambda f: triage.probe_log(f, log, 500)),
