@@ -289,6 +289,8 @@ def test_p0_corrupt_db_recovered_via_triage(lab, fresh, receiver, reports_dir):
     incident = incident_id_from(run)
     report = read_report(lab, host, incident)
     assert '# P0 Incident Report' in report and incident in report
+    # the summary is one field per line, as in the runbook's template
+    assert '- **Incident ID:** %s\n- **Severity:** P0 - Critical\n' % incident in report, report[:400]
     assert before[os.path.basename(host_file(lab, host, LIVE_DB))] in report, 'preserved sha256 not in the report'
     entries = assert_report_timeline(report, started, finished)
     assert any('System stabilized' in event for _stamp, event in entries)
