@@ -148,21 +148,24 @@ def test_same_incident_id_different_runs_do_not_share_the_lock(module, tmp_path)
 
 
 def test_a_lapsed_lease_makes_the_lock_stale_and_renewal_keeps_it(module, tmp_path):
-    got = guard(module, tmp_path, state='acquired', incident_id='INC-K', run_id='k', lease=3)
+    # 6 s: room for a slow module start on a loaded machine between two renewals
+    got = guard(module, tmp_path, state='acquired', incident_id='INC-K', run_id='k', lease=6)
     keeper = got['lock']['pid']
-    for _round in range(3):   # renewing every second keeps the lock past its 3 s lease
-        time.sleep(1.2)
+    acquired = time.time()
+    for _round in range(4):   # renewing every ~2 s keeps the lock past its 6 s lease
+        time.sleep(2)
         renewed = guard(module, tmp_path, state='renewed', incident_id='INC-K', run_id='k')
         assert renewed['renewed'] is True, renewed
+    assert time.time() - acquired > 6, 'the renewals did not outlast one lease'
     assert guard(module, tmp_path, state='status')['stale_reason'] is None
     assert alive(keeper)
     # The run is "killed": no more renewals. One lease later the lock is stale and the keeper gone.
-    deadline = time.time() + 10
+    deadline = time.time() + 15
     while alive(keeper) and time.time() < deadline:
         time.sleep(0.2)
     assert not alive(keeper), 'the keeper outlived the lapsed lease'
     status = guard(module, tmp_path, state='status')
-    assert 'not renewed for' in status['stale_reason'] and 'lease of 3 s' in status['stale_reason'], status
+    assert 'not renewed for' in status['stale_reason'] and 'lease of 6 s' in status['stale_reason'], status
     taken = guard(module, tmp_path, state='acquired', incident_id='INC-NEXT', run_id='n')
     assert taken['acquired'] is True and len(taken['broken_stale']) == 1, taken
     late = guard(module, tmp_path, state='renewed', incident_id='INC-K', run_id='k')
