@@ -23,7 +23,15 @@ phase() {
 # pytest's exit code 5 (no tests collected) is a failure here: nothing is allowed to pass by not running.
 pytest_phase() { python -m pytest -p no:cacheprovider -q "$@"; }
 
-phase unit pytest_phase tests/unit
+# A sqlite3 CLI whose .recover works (Debian's has no dbpage), so memory_db_recover's CLI path is tested;
+# exported for every later phase (the version matrix runs the unit tests again).
+unit_phase() {
+  SQLITE3_RECOVER_BINARY=$(bash tests/ci/sqlite3-recover.sh) || return 1
+  export SQLITE3_RECOVER_BINARY
+  pytest_phase tests/unit
+}
+
+phase unit unit_phase
 [ -x tests/ci/lint.sh ] && phase lint bash tests/ci/lint.sh
 [ -x tests/ci/sanity.sh ] && phase sanity bash tests/ci/sanity.sh
 [ -x tests/ci/versions.sh ] && phase versions bash tests/ci/versions.sh

@@ -11,6 +11,9 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v make >/dev/null || need+=(make)
 command -v jq >/dev/null || need+=(jq)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+# tests/ci/sqlite3-recover.sh builds a sqlite3 CLI with .recover from the npm registry's amalgamation.
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v npm >/dev/null || need+=(npm)
 # The stand-ins and lab scripts use `#!/usr/bin/env python` (the shebang ansible-test allows).
 [ -e /usr/bin/python ] || need+=(python-is-python3)
 if [ "${#need[@]}" -gt 0 ]; then

@@ -97,8 +97,10 @@ def test_default_cli_is_used_when_its_recover_works_else_the_fallback_says_why(m
 
 def test_cli_recover_when_a_working_cli_exists(module, tmp_path, damaged):
     cli = working_recover_cli()
+    if cli is None and os.environ.get('SQLITE3_RECOVER_BINARY'):
+        pytest.fail('SQLITE3_RECOVER_BINARY=%s has no working .recover' % os.environ['SQLITE3_RECOVER_BINARY'])
     if cli is None:
-        pytest.skip('no sqlite3 CLI with a working .recover here (set SQLITE3_RECOVER_BINARY to one)')
+        pytest.skip('no sqlite3 CLI with a working .recover here (CI builds one: tests/ci/sqlite3-recover.sh)')
     db, backup = damaged
     original = sha256(db)
     r = module('memory_db_recover', {'path': db, 'dest': str(tmp_path / 'recovered.db'), 'backup': backup,
