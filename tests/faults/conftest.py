@@ -18,7 +18,6 @@ always takes it down.
 """
 
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ OUTCOMES = os.environ.get('FAULTS_OUTCOMES') or os.path.join(REPO, 'tests', 'out
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import memory_db_gen as gen  # noqa: E402  (tests/lab is not a package)
+from digests import sha256  # noqa: E402
 
 _RESULTS = {}
 _ORDER = {}
@@ -46,14 +46,6 @@ def make_db(path, rows=1500, preset='healthy', profile='runbook', **knobs):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     gen.generate(path, profile=profile, rows=rows, preset=preset, **knobs)
     return path
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def integrity(path):

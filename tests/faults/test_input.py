@@ -19,6 +19,12 @@ def db(tmp_path, fault):
     return make_db(str(tmp_path / 'app' / '.swarm' / 'memory.db'))
 
 
+def triage(db, **options):
+    """The triage module on the fixture's DB and app dir, no health probe, plus the options under test."""
+    return run_module('triage', dict({'path': db, 'app_dir': os.path.dirname(os.path.dirname(db)),
+                                      'health_url': ''}, **options))
+
+
 def refused(fault, prior, result, *words):
     """The module failed cleanly (rc 1, a message naming the problem), and the DB set kept every byte."""
     assert result['_rc'] == 1 and result['failed'], result
@@ -35,8 +41,7 @@ def test_wrong_types(db, fault):
     prior = PriorState(db)
     keep = run_module('memory_db_backup', {'path': db, 'dest': os.path.dirname(db) + '/b', 'keep': 'many',
                                            'timestamped': True})
-    threshold = run_module('triage', {'path': db, 'app_dir': os.path.dirname(os.path.dirname(db)), 'health_url': '',
-                                      'thresholds': {'truth_score': {'P0': 'high'}}})
+    threshold = triage(db, thresholds={'truth_score': {'P0': 'high'}})
     fault.did('memory_db_backup: "%s"; triage: "%s"' % (refused(fault, prior, keep, 'keep'),
                                                         refused(fault, prior, threshold, 'truth_score.P0')))
     assert not os.path.exists(os.path.dirname(db) + '/b')
@@ -45,11 +50,8 @@ def test_wrong_types(db, fault):
 @pytest.mark.fault('input', 'Unknown severity and unknown metric in the threshold table')
 def test_unknown_severity(db, fault):
     prior = PriorState(db)
-    app = os.path.dirname(os.path.dirname(db))
-    severity = run_module('triage', {'path': db, 'app_dir': app, 'health_url': '',
-                                     'thresholds': {'truth_score': {'P7': 0.5}}})
-    metric = run_module('triage', {'path': db, 'app_dir': app, 'health_url': '',
-                                   'thresholds': {'truth_scroe': {'P1': 0.9}}})
+    severity = triage(db, thresholds={'truth_score': {'P7': 0.5}})
+    metric = triage(db, thresholds={'truth_scroe': {'P1': 0.9}})
     fault.did('triage: "%s"; a misspelt metric: "%s"' % (refused(fault, prior, severity, 'P7'),
                                                          refused(fault, prior, metric, 'truth_scroe')))
 
@@ -58,8 +60,7 @@ def test_unknown_severity(db, fault):
 def test_negative_windows(db, fault):
     prior = PriorState(db)
     app = os.path.dirname(os.path.dirname(db))
-    messages = [refused(fault, prior, run_module('triage', {'path': db, 'app_dir': app, 'health_url': '',
-                                                            'window': '-5m'}), 'window'),
+    messages = [refused(fault, prior, triage(db, window='-5m'), 'window'),
                 refused(fault, prior, run_module('memory_db_info', {'path': db, 'window': '-1h'}), 'window'),
                 refused(fault, prior, run_module('truth_info', {'app_dir': app, 'source': 'state_file',
                                                                 'window': '-2d'}), 'window')]

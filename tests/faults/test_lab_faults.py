@@ -518,6 +518,18 @@ def record_secrets(fault, case):
     assert hits == [], 'the notification secret leaked into: %s' % hits
 
 
+def single_run(scenarios, name, fault):
+    """A one-playbook scenario's outcome: the run ended without a traceback, no prior DB byte was lost,
+    the notification secret leaked nowhere. Returns (result, case, run)."""
+    result, case = outcome(scenarios, name, fault)
+    run = result['run']
+    clean_run(run)
+    fault.lost(result['lost'])
+    assert result['lost'] == 0
+    record_secrets(fault, case)
+    return result, case, run
+
+
 def tail(run, pattern):
     """The last line of a run's output matching pattern (for the table)."""
     lines = [line.strip() for line in run.out.splitlines() if re.search(pattern, line)]
@@ -528,48 +540,30 @@ def tail(run, pattern):
 
 @pytest.mark.fault('rollback', 'No previous release to roll back to (truth score 0.80)')
 def test_rollback_no_previous_release(scenarios, fault):
-    result, case = outcome(scenarios, 'rollback_no_previous_release', fault)
-    run = result['run']
-    clean_run(run)
+    result, _case, run = single_run(scenarios, 'rollback_no_previous_release', fault)
     assert run.rc != 0, run
     assert 'No release to roll back to' in run.out, run
     assert result['link_after'] == result['link_before']
     assert result['lock'] is False
     assert result['pages'], 'nobody was paged'
-    fault.lost(result['lost'])
-    assert result['lost'] == 0
-    record_secrets(fault, case)
     fault.did('stopped before changing anything: "%s"; paged (%d PagerDuty events); symlink and DB unchanged; '
               'lock released' % (fault.clip(error_text(run), 260), len(result['pages'])))
 
 
 @pytest.mark.fault('rollback', 'Previous release missing its DB backup')
 def test_rollback_previous_release_missing_backup(scenarios, fault):
-    result, case = outcome(scenarios, 'rollback_previous_missing_backup', fault)
-    run = result['run']
-    clean_run(run)
-    fault.lost(result['lost'])
-    assert result['lost'] == 0
-    record_secrets(fault, case)
+    result, _case, run = single_run(scenarios, 'rollback_previous_missing_backup', fault)
     assert run.rc == 0, run
     assert result['link_after'].endswith('release-2026.11.20'), result['link_after']
     assert result['health'] == 200 and result['integrity'] == 'ok' and not result['lock']
-    fault.lost(result['lost'])
-    assert result['lost'] == 0
-    record_secrets(fault, case)
     fault.did('release-2026.11.25 skipped (no memory.db.backup), rolled back to release-2026.11.20 whose backup '
               'verified; /health 200; the DB rolled back from is preserved with sha256')
 
 
 @pytest.mark.fault('rollback', 'Production symlink points at a deleted release dir')
 def test_symlink_to_deleted_dir(scenarios, fault):
-    result, case = outcome(scenarios, 'symlink_to_deleted_dir', fault)
-    run = result['run']
-    clean_run(run)
-    fault.lost(result['lost'])
-    assert result['lost'] == 0
+    result, _case, run = single_run(scenarios, 'symlink_to_deleted_dir', fault)
     assert result['lock'] is False
-    record_secrets(fault, case)
     assert run.rc == 0, run
     assert result['health'] == 200 and not result['link_after'].endswith('release-2026.12.01'), result
     fault.did('P0 saw db_missing, found the production symlink dangling and rolled back: the link now points at '
@@ -579,12 +573,7 @@ def test_symlink_to_deleted_dir(scenarios, fault):
 
 @pytest.mark.fault('rollback', 'The service fails to start after the rollback (/health 503 on the release rolled back to)')
 def test_service_fails_after_rollback(scenarios, fault):
-    result, case = outcome(scenarios, 'service_fails_after_rollback', fault)
-    run = result['run']
-    clean_run(run)
-    fault.lost(result['lost'])
-    assert result['lost'] == 0
-    record_secrets(fault, case)
+    result, _case, run = single_run(scenarios, 'service_fails_after_rollback', fault)
     swapped = changed_tasks(run, r'symlink|Perform the rollback')
     assert swapped, 'the rollback never happened, so this fault was not exercised:\n%s' % fault.clip(
         error_text(run), 400)
@@ -672,12 +661,7 @@ def test_host_unreachable_mid_rollout(scenarios, fault):
 # ------------------------------------------------------------------------------------ input
 
 def _input_case(scenarios, fault, name, what):
-    result, case = outcome(scenarios, name, fault)
-    run = result['run']
-    clean_run(run)
-    fault.lost(result['lost'])
-    assert result['lost'] == 0
-    record_secrets(fault, case)
+    result, _case, run = single_run(scenarios, name, fault)
     at_start = run.rc != 0 and not result['lock_taken'] and not result['new_incident_files'] and not result['pages']
     message = error_text(run)
     if at_start:

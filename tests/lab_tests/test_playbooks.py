@@ -10,7 +10,6 @@ PagerDuty / webhook payloads that reached a real HTTP receiver on the controller
 """
 
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import time
 
 import pytest
 
+from digests import sha256
 from receiver import Receiver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -126,14 +126,6 @@ def lab_inventory(lab):
 
 def index_of(host):
     return int(host[3:])
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def host_file(lab, host, path):

@@ -1,9 +1,9 @@
 """Small helpers around the generator for module tests: make a DB of a profile/preset in tmp_path."""
 
-import hashlib
 import os
 
 import memory_db_gen
+from digests import sha256
 
 PROFILES = ('runbook', 'reasoningbank', 'v3')
 
@@ -19,11 +19,6 @@ def make_db(tmp_path, profile='runbook', rows=3000, name='memory.db', **knobs):
 def corrupt_db(path, mode):
     memory_db_gen.corrupt(path, mode)
     return path
-
-
-def sha256(path):
-    with open(path, 'rb') as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def tree_digest(directory):

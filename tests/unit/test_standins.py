@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 
+from process_scan import processes_in_group
 from reference_outputs import read_bytes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,22 +79,6 @@ def as_reference_project(data, cwd):
     cwd = str(cwd).encode()
     short = (cwd + b'/.claude-flow/neural/checkpoint.json')[:18] + b'...'
     return data.replace(short, REFERENCE_PROJECT.encode()[:18] + b'...').replace(cwd, REFERENCE_PROJECT.encode())
-
-
-def group_members(pgid):
-    """PIDs whose process group is pgid (from /proc/<pid>/stat, field 5)."""
-    members = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as handle:
-                fields = handle.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != 'Z' and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +245,7 @@ def test_2x_training_hangs_ignores_sigterm_and_dies_with_its_group(app_dir):
     try:
         time.sleep(1.0)
         assert proc.poll() is None, 'training returned instead of hanging'
-        assert len(group_members(proc.pid)) == 2  # the CLI and its never-ending `npx ruv-swarm --version`
+        assert len(processes_in_group(proc.pid)) == 2  # the CLI and its never-ending `npx ruv-swarm --version`
         os.kill(proc.pid, signal.SIGTERM)
         time.sleep(0.5)
         assert proc.poll() is None, 'SIGTERM ended the CLI; the real one ignores it'
@@ -268,9 +253,9 @@ def test_2x_training_hangs_ignores_sigterm_and_dies_with_its_group(app_dir):
         os.killpg(proc.pid, signal.SIGKILL)
         stdout = proc.communicate(timeout=10)[0]
     deadline = time.time() + 5
-    while group_members(proc.pid) and time.time() < deadline:
+    while processes_in_group(proc.pid) and time.time() < deadline:
         time.sleep(0.05)
-    assert group_members(proc.pid) == []
+    assert processes_in_group(proc.pid) == []
     assert stdout.decode().startswith('\U0001f9e0 Starting neural training...\n')
 
 

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from process_scan import processes_with
+from process_scan import processes_in_group, processes_with
 from reference_outputs import read_bytes
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow as cf
@@ -46,22 +46,6 @@ def make_app(base, version='2.7.47', history=None, raw_state=None, executable=No
         with open(os.path.join(app, '.swarm', 'verification-memory.json'), 'w') as handle:
             handle.write(raw_state if raw_state is not None else json.dumps({'scores': [], 'history': history}))
     return app
-
-
-def processes_in_group(pgid):
-    """An independent /proc scan (not the code under test) for live members of a process group."""
-    found = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry, 'rb') as handle:
-                fields = handle.read().rsplit(b')', 1)[1].split()
-        except OSError:
-            continue
-        if fields[2] == str(pgid).encode() and fields[0] != b'Z':
-            found.append(int(entry))
-    return found
 
 
 # ------------------------------------------------------------------ version, options, parsers
