@@ -97,10 +97,11 @@ class Fault(object):
         if marker is None:
             raise pytest.UsageError('%s: every fault case needs @pytest.mark.fault(area, title)' % node.nodeid)
         self.area, self.title = marker.args[:2]
-        self.level = 'lab' if node.get_closest_marker('lab') else 'module'
+        self.level = 'lab' if node.get_closest_marker('lab') else 'eda' if node.get_closest_marker('eda') else 'module'
         self.did_text = ''
         self.lost_bytes = None
         self.secret_hits = None
+        self.side_effect_count = None
         self.hosts = None
         self._scrub = []
 
@@ -131,6 +132,10 @@ class Fault(object):
     def secrets(self, count):
         self.secret_hits = int(count)
 
+    def side_effects(self, count):
+        """How many injected templates had an effect (ran, rendered, wrote): 0 is the goal."""
+        self.side_effect_count = int(count)
+
 
 @pytest.fixture
 def fault(request):
@@ -147,6 +152,7 @@ def pytest_collection_modifyitems(items):
 def pytest_configure(config):
     config.addinivalue_line('markers', 'fault(area, title): one case of the fault-injection matrix')
     config.addinivalue_line('markers', 'lab: a playbook-level case on real lab hosts (root)')
+    config.addinivalue_line('markers', 'eda: a case that sends events through the real ansible-rulebook')
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -169,7 +175,8 @@ def pytest_runtest_makereport(item, call):
             'id': item.nodeid.split('::', 1)[-1], 'file': os.path.basename(item.nodeid.split('::')[0]),
             'area': record.area, 'title': record.title, 'level': record.level, 'status': status,
             'did': record.did_text, 'detail': ' '.join(detail.split()), 'prior_bytes_lost': record.lost_bytes,
-            'secret_hits': record.secret_hits, 'hosts': record.hosts, 'seconds': round(call.duration, 1),
+            'secret_hits': record.secret_hits,
+            'side_effects': record.side_effect_count, 'hosts': record.hosts, 'seconds': round(call.duration, 1),
             'order': _ORDER.get(item.nodeid, 0),
             'recorded_at': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}
 

@@ -17,7 +17,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-AREAS = ('memory.db', 'backups', 'rollback', 'CLI', 'process', 'input', 'secrets')
+# The matrix's categories, in the order the table shows them.
+AREAS = ('memory.db', 'backups', 'rollback', 'CLI', 'real-CLI behaviour', 'process', 'concurrency and live writers',
+         'input', 'operator input', 'hostile alert input', 'resource exhaustion', 'secrets')
+LEVELS = {'lab': 'playbook (lab)', 'module': 'module', 'eda': 'rulebook (EDA)'}
 RESULT = {'passed': 'ok', 'known gap': 'KNOWN GAP', 'gap fixed': 'ok (gap fixed)', 'failed': 'FAILED',
           'skipped': 'skipped'}
 
@@ -35,6 +38,9 @@ would (modules as real processes, playbooks with `ansible-playbook`), and checks
 - **Secret hits**: for playbook cases, the number of places (ansible output, files the hosts wrote,
   fetched reports) that hold the notification secret (a token in the Slack/webhook URL that is also the
   PagerDuty routing key). `-`: the case sends no notification.
+- **Template side effects**: for cases that put Jinja (`{{ lookup('pipe', ...) }}`, `{% ... %}`) into
+  outside input, how many of those templates had an effect (a command ran, a value was rendered). `-`:
+  the case injects no template.
 - **Result**: `ok` = correct remediation or a clear, actionable failure; `KNOWN GAP` = the case runs
   and shows behaviour that does not meet that bar yet (explained below the table); `FAILED` = the
   test itself failed.
@@ -57,6 +63,8 @@ def render(cases):
     unmeasured = [case for case in cases if case['prior_bytes_lost'] is None]
     secret_hits = sum(case['secret_hits'] or 0 for case in cases)
     secret_cases = sum(1 for case in cases if case['secret_hits'] is not None)
+    effects = sum(case.get('side_effects') or 0 for case in cases)
+    effect_cases = sum(1 for case in cases if case.get('side_effects') is not None)
     lines = [HEADER]
     lines.append('## Summary\n')
     lines.append('- %d cases: %s.' % (len(cases), ', '.join('%d %s' % (counts[status], RESULT.get(status, status))
@@ -64,16 +72,23 @@ def render(cases):
     lines.append('- Prior DB bytes lost, all cases together: **%d**%s.' % (
         lost, '' if not unmeasured else ' (%d case(s) did not get as far as measuring: %s)' % (
             len(unmeasured), ', '.join(case['id'] for case in unmeasured))))
-    lines.append('- Secret hits over the %d playbook cases: **%d**.' % (secret_cases, secret_hits))
+    lines.append('- Secret hits over the %d cases that carry a secret: **%d**.' % (secret_cases, secret_hits))
+    lines.append('- Side effects of injected templates over the %d cases that inject one: **%d**.'
+                 % (effect_cases, effects))
+    lines.append('- By category: %s.' % ', '.join(
+        '%s %d' % (area, count) for area, count in
+        sorted(collections.Counter(case['area'] for case in cases).items(),
+               key=lambda item: order.get(item[0], len(AREAS)))))
     lines.append('- Recorded %s.\n' % max(case['recorded_at'] for case in cases)[:10])
     lines.append('## The matrix\n')
-    lines.append('| # | Area | Fault | Level | What the collection did | Prior bytes lost | Secret hits | Result |')
-    lines.append('|---|---|---|---|---|---|---|---|')
+    lines.append('| # | Area | Fault | Level | What the collection did | Prior bytes lost | Secret hits '
+                 '| Template side effects | Result |')
+    lines.append('|---|---|---|---|---|---|---|---|---|')
     for number, case in enumerate(cases, 1):
-        lines.append('| %d | %s | %s | %s | %s | %s | %s | %s |' % (
-            number, case['area'], cell(case['title']), 'playbook (lab)' if case['level'] == 'lab' else 'module',
+        lines.append('| %d | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            number, case['area'], cell(case['title']), LEVELS.get(case['level'], case['level']),
             cell(case['did'] or case['detail']), cell(case['prior_bytes_lost']), cell(case['secret_hits']),
-            RESULT.get(case['status'], case['status'])))
+            cell(case.get('side_effects')), RESULT.get(case['status'], case['status'])))
     gaps = [(number, case) for number, case in enumerate(cases, 1) if case['status'] in ('known gap', 'failed')]
     if gaps:
         lines.append('\n## Known gaps and failures\n')
