@@ -279,8 +279,8 @@ def host_from_labels(labels, host_labels, inventory_hosts=None, inventory_groups
         if value.startswith('['):
             # [ipv6]:port
             value = value[1:].split(']', 1)[0]
-        elif value.count(':') == 1:
-            value = value.split(':', 1)[0]
+        elif re.match(r'^[^:]+:[0-9]{1,5}$', value):
+            value = value.split(':', 1)[0]   # host:port; a:b is a pattern (union), refused below
         if value in RESERVED_HOSTS or not HOST_RE.match(value):
             return None, ('label %s=%r is not a single inventory host name (letters, digits, '
                           '_ . -); no playbook will run for it' % (name, labels.get(name)))
