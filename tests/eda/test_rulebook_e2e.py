@@ -27,6 +27,8 @@ HOSTS = ('host-a', 'host-b', 'host-c')
 
 # One marker file per playbook run: <marker_dir>/<host>.<level>.<random>.json
 STAND_IN_PLAYBOOK = """---
+- ansible.builtin.import_playbook: claude_flow.runbook.host_guard  # as the real playbooks: one alert, one host
+
 - name: Stand-in {level} response (test only)
   hosts: all
   gather_facts: false
@@ -41,7 +43,7 @@ STAND_IN_PLAYBOOK = """---
       ansible.builtin.copy:
         dest: "{{{{ marker.path }}}}"
         content: "{{{{ {{'host': inventory_hostname, 'target_host': target_host, 'incident_id': incident_id,
-                       'alert': incident_alert}} | to_json }}}}"
+                       'alert': incident_alert_b64 | b64decode | from_json}} | to_json }}}}"
         mode: "0644"
 """
 
