@@ -27,7 +27,8 @@ HOSTS = ('host-a', 'host-b', 'host-c')
 
 # One marker file per playbook run: <marker_dir>/<host>.<level>.<random>.json
 STAND_IN_PLAYBOOK = """---
-- ansible.builtin.import_playbook: claude_flow.runbook.host_guard  # as the real playbooks: one alert, one host
+- name: Host guard, as the real playbooks (one alert, one host)
+  ansible.builtin.import_playbook: claude_flow.runbook.host_guard
 
 - name: Stand-in {level} response (test only)
   hosts: all

@@ -42,7 +42,8 @@ def _eda_helpers():
 eda = _eda_helpers()
 
 STAND_IN = """---
-- ansible.builtin.import_playbook: claude_flow.runbook.host_guard  # as the real playbooks
+- name: Host guard, as the real playbooks
+  ansible.builtin.import_playbook: claude_flow.runbook.host_guard
 
 - name: Stand-in {level} response (test only)
   hosts: "{{{{ claude_flow_target | default('all') }}}}"
