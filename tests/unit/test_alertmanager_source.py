@@ -53,18 +53,20 @@ def payload(*alerts, status='firing'):
             'externalURL': 'http://alertmanager.example.invalid', 'alerts': list(alerts)}
 
 
-def serve(args, client):
-    """Run main(queue, args) on a free port, call client(session, url, queue), then stop the server."""
+def serve(args, client, tls=None):
+    """Run main(queue, args) on a free port, call client(session, url, queue), then stop the server.
+
+    tls: an ssl context trusting the server's certificate; the client's session then speaks https."""
     args = dict(args)
     args.setdefault('port', free_port())
     args.setdefault('host', '127.0.0.1')
-    url = 'http://127.0.0.1:%d' % args['port']
+    url = '%s://127.0.0.1:%d' % ('https' if tls else 'http', args['port'])
 
     async def scenario():
         queue = asyncio.Queue()
         task = asyncio.ensure_future(source.main(queue, args))
         try:
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls) if tls else None) as session:
                 for dummy in range(200):
                     if task.done():
                         task.result()  # re-raise a startup error
@@ -459,36 +461,16 @@ def test_tls_with_an_encrypted_key_and_secrets_masked_in_events_and_logs(tmp_pat
                    check=True, capture_output=True)
     context = ssl.create_default_context(cafile=str(cert))
     context.check_hostname = False
-    port = free_port()
     item = alert(leak='prefix ' + token + ' suffix')
+    args = {'port': free_port(), 'token': token, 'certfile': str(cert), 'keyfile': str(key), 'password': password}
 
-    async def scenario():
-        queue = asyncio.Queue()
-        task = asyncio.ensure_future(source.main(queue, {'port': port, 'token': token, 'certfile': str(cert),
-                                                         'keyfile': str(key), 'password': password}))
-        try:
-            async with aiohttp.ClientSession() as session:
-                for dummy in range(200):
-                    try:
-                        async with session.get('https://127.0.0.1:%d/health' % port, ssl=context) as resp:
-                            break
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.05)
-                async with session.post('https://127.0.0.1:%d/alerts' % port, data=json.dumps(payload(item)),
-                                        headers={'Authorization': 'Bearer ' + token, 'X-Echo': token},
-                                        ssl=context) as resp:
-                    status = resp.status
-            plain = await raw('http://127.0.0.1:%d' % port, request_bytes(b'{}'), read_timeout=15)
-            return status, plain, drain(queue)
-        finally:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+    async def client(session, url, queue):
+        status = (await post(session, url, payload(item), {'Authorization': 'Bearer ' + token, 'X-Echo': token}))[0]
+        plain = await raw('http://127.0.0.1:%d' % args['port'], request_bytes(b'{}'), read_timeout=15)
+        return status, plain, drain(queue)
 
     with caplog.at_level(logging.DEBUG):
-        status, plain, events = asyncio.run(scenario())
+        status, plain, events = serve(args, client, tls=context)
     assert status == 200 and plain[0] is None   # plain HTTP on the TLS port gets no answer
     (event,) = events
     assert event['alert']['labels']['leak'] == 'prefix ******** suffix'
