@@ -423,3 +423,82 @@ def test_token_never_in_logs_or_records(hostile, fault):
     assert places == 0
     fault.did('the label was stored as "token=********"; 0 occurrences of the token in the rulebook log (-vv) and '
               'the records')
+
+
+# ------------------------------------------------------------- the host guard of the real playbooks
+
+GUARDED = ('p0-response', 'p1-response', 'p2-response', 'p3-response', 'triage', 'maintenance', 'backup',
+           'close-incident')
+
+
+def _guard_runs(tmp, runs):
+    """Run the repo's real playbooks at once on 3 local hosts (group claude_flow): {name: (rc, output)}.
+
+    Every state path points into tmp/hosts, which must stay absent: the guard stops before any task."""
+    import subprocess
+    hosts = {}
+    for name in ('host-a', 'host-b', 'host-c'):
+        base = tmp / 'hosts' / name
+        hosts[name] = {'claude_flow_incidents_dir': str(base / 'incidents'), 'claude_flow_app_dir': str(base / 'app'),
+                       'claude_flow_db_path': str(base / 'app' / '.swarm' / 'memory.db')}
+    inventory = tmp / 'guard-inventory.yml'
+    inventory.write_text(json.dumps({'all': {
+        'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable},
+        'children': {'claude_flow': {'hosts': hosts}}}}))
+    env = eda.tool_env({'HOME': str(tmp / 'home')})
+    procs = {}
+    for name, (playbook, args) in runs.items():
+        procs[name] = subprocess.Popen(
+            [eda.tool('ansible-playbook'), '-i', str(inventory), os.path.join(REPO, 'playbooks', playbook + '.yml')]
+            + list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # whitespace folded: the yaml result callback wraps long messages
+    results = {name: (proc.wait(timeout=300), ' '.join(proc.stdout.read().split())) for name, proc in procs.items()}
+    for proc in procs.values():
+        proc.stdout.close()
+    # (ansible itself creates $HOME/.ansible; the reports would go to $HOME/claude-flow-incident-reports)
+    return results, (tmp / 'hosts').exists() or (tmp / 'home' / 'claude-flow-incident-reports').exists()
+
+
+@pytest.mark.fault('operator input', 'Playbook started by hand without -l (implicit all), also with --check')
+def test_implicit_all_by_hand_is_refused_by_every_playbook(tmp_path, fault):
+    runs = {name: (name, []) for name in GUARDED}
+    runs['p0-response --check'] = ('p0-response', ['--check'])
+    runs['p0-response --tags escalate'] = ('p0-response', ['--tags', 'escalate'])
+    results, touched = _guard_runs(tmp_path, runs)
+    refused = [name for name, (rc, out) in results.items()
+               if rc != 0 and 'no hosts named: this would run on every inventory host (3)' in out]
+    fault.side_effects(0)
+    fault.hosts = 0
+    assert sorted(refused) == sorted(runs), {name: out[-1500:] for name, (rc, out) in results.items()
+                                             if name not in refused}
+    assert not touched
+    fault.did('all %d runs (%s) refused before any task: "no hosts named: this would run on every inventory host (3). '
+              'Name them with -l <host> (or -l all on purpose ...)"; nothing written' % (len(runs), ', '.join(sorted(runs))))
+
+
+@pytest.mark.fault(AREA, 'Alert-started run whose limit covers more than the alert host (or names a group)')
+def test_alert_run_on_more_than_its_host_is_refused(tmp_path, fault):
+    alert_vars = ['-e', 'incident_id=feed0001-20240501T120000Z', '-e', 'incident_alert_b64=e30=']
+    runs = {
+        'wider limit': ('p0-response', ['-l', 'host-a,host-b', '-e', 'target_host=host-a',
+                                        '-e', 'claude_flow_target=host-a,host-b'] + alert_vars),
+        'group target': ('p1-response', ['-l', 'claude_flow', '-e', 'target_host=claude_flow',
+                                         '-e', 'claude_flow_target=claude_flow'] + alert_vars),
+        'max_hosts raised': ('p3-response', ['-e', 'target_host=host-a', '-e', 'claude_flow_target=claude_flow',
+                                             '-e', 'claude_flow_max_hosts=2'] + alert_vars),
+        'no target_host': ('p2-response', ['-l', 'host-a'] + alert_vars),
+    }
+    results, touched = _guard_runs(tmp_path, runs)
+    expected = {
+        'wider limit': 'the alert names host-a but this run would also touch host-b',
+        'group target': 'target_host claude_flow is an inventory group (3 hosts), not one host',
+        'max_hosts raised': 'an alert-started run may touch at most claude_flow_max_hosts=2 hosts, this one would touch 3',
+        'no target_host': 'an alert-started run must name its host in target_host',
+    }
+    missing = {name: results[name][1][-1500:] for name, text in expected.items()
+               if results[name][0] == 0 or text not in results[name][1]}
+    fault.side_effects(0)
+    fault.hosts = 0
+    assert not missing, missing
+    assert not touched
+    fault.did('all 4 refused before any task: ' + '; '.join('"%s"' % text for text in expected.values()))
