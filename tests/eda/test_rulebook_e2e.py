@@ -27,6 +27,9 @@ HOSTS = ('host-a', 'host-b', 'host-c')
 
 # One marker file per playbook run: <marker_dir>/<host>.<level>.<random>.json
 STAND_IN_PLAYBOOK = """---
+- name: Host guard, as the real playbooks (one alert, one host)
+  ansible.builtin.import_playbook: claude_flow.runbook.host_guard
+
 - name: Stand-in {level} response (test only)
   hosts: all
   gather_facts: false
@@ -41,7 +44,7 @@ STAND_IN_PLAYBOOK = """---
       ansible.builtin.copy:
         dest: "{{{{ marker.path }}}}"
         content: "{{{{ {{'host': inventory_hostname, 'target_host': target_host, 'incident_id': incident_id,
-                       'alert': incident_alert}} | to_json }}}}"
+                       'alert': incident_alert_b64 | b64decode | from_json}} | to_json }}}}"
         mode: "0644"
 """
 
@@ -116,7 +119,9 @@ def test_alerts_run_the_matching_playbook_once_on_the_alerting_host_only(tmp_pat
     playbook_dir, inventory, markers, incident_dirs = e2e_target(tmp_path)
     port = eda.free_port()
     vars_file = tmp_path / 'vars.yml'
-    vars_file.write_text(json.dumps({'claude_flow_playbook_dir': playbook_dir, 'alertmanager_listen_port': port}))
+    # The source checks alert hosts against the same inventory the playbooks get.
+    vars_file.write_text(json.dumps({'claude_flow_playbook_dir': playbook_dir, 'alertmanager_listen_port': port,
+                                     'claude_flow_alert_inventory': inventory}))
     url = 'http://127.0.0.1:%d' % port
     auth = {'Authorization': 'Bearer ' + TOKEN}
 
@@ -180,6 +185,7 @@ def test_alerts_run_the_matching_playbook_once_on_the_alerting_host_only(tmp_pat
         assert log.count('call_action run_playbook') == 3, log[-5000:]
         assert 'No playbook: alert SomethingNobodyMapped (firing) has no severity label' in log
         assert 'No playbook: P0 alert ClaudeFlowDbMissing (firing): alert has none of the host labels' in log
+        assert 'inventory check on (3 hosts)' in log
         assert TOKEN not in log
     finally:
         rulebook.stop()

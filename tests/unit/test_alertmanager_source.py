@@ -53,18 +53,20 @@ def payload(*alerts, status='firing'):
             'externalURL': 'http://alertmanager.example.invalid', 'alerts': list(alerts)}
 
 
-def serve(args, client):
-    """Run main(queue, args) on a free port, call client(session, url, queue), then stop the server."""
+def serve(args, client, tls=None):
+    """Run main(queue, args) on a free port, call client(session, url, queue), then stop the server.
+
+    tls: an ssl context trusting the server's certificate; the client's session then speaks https."""
     args = dict(args)
     args.setdefault('port', free_port())
     args.setdefault('host', '127.0.0.1')
-    url = 'http://127.0.0.1:%d' % args['port']
+    url = '%s://127.0.0.1:%d' % ('https' if tls else 'http', args['port'])
 
     async def scenario():
         queue = asyncio.Queue()
         task = asyncio.ensure_future(source.main(queue, args))
         try:
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls) if tls else None) as session:
                 for dummy in range(200):
                     if task.done():
                         task.result()  # re-raise a startup error
@@ -322,3 +324,159 @@ def test_bad_arguments_fail_at_start_with_the_fix(args, message):
 def test_non_loopback_with_token_or_explicit_insecure_is_accepted():
     assert source._config({'host': '0.0.0.0', 'token': 't'})['host'] == '0.0.0.0'
     assert source._config({'host': '0.0.0.0', 'allow_insecure': True})['token'] == ''
+
+
+# ------------------------------------------------------------------ abuse: raw sockets on loopback
+
+async def raw(url, data, read_timeout=30):
+    """Send raw bytes on a fresh connection; (status or None when closed without an answer, body)."""
+    host, port = url.rsplit('/', 1)[-1].split(':')
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(data)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), read_timeout)
+    finally:
+        writer.close()
+    if not answer:
+        return None, b''
+    head, dummy, body = answer.partition(b'\r\n\r\n')
+    return int(head.split(b' ')[1]), body
+
+
+def request_bytes(body, headers=b''):
+    return (b'POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' + headers
+            + b'Content-Length: %d\r\n\r\n' % len(body) + body)
+
+
+def test_slow_headers_and_slow_body_are_cut_with_408_and_the_source_keeps_serving():
+    async def client(session, url, queue):
+        started = asyncio.get_running_loop().time()
+        headers = await raw(url, b'POST /alerts HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+        body = await raw(url, b'POST /alerts HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"al')
+        elapsed = asyncio.get_running_loop().time() - started
+        good = await post(session, url, payload(alert()))
+        return headers, body, elapsed, good, drain(queue)
+
+    headers, body, elapsed, good, events = serve({'header_timeout': 1, 'body_timeout': 1}, client)
+    assert headers[0] == 408 and b'header_timeout=1s' in headers[1]
+    assert body[0] == 408 and b'body_timeout=1s' in body[1]
+    assert elapsed < 20  # bounded by the timeouts, not by the client's 30 s read
+    assert good == (200, {'accepted': 1}) and len(events) == 1
+
+
+def test_connections_over_the_cap_get_503_and_freed_slots_serve_again():
+    async def client(session, url, queue):
+        host, port = url.rsplit('/', 1)[-1].split(':')
+        held = [await asyncio.open_connection(host, int(port)) for dummy in range(3)]
+        for dummy, writer in held:
+            writer.write(b'POST /alerts HTTP/1.1\r\n')   # a slowloris: never finishes
+            await writer.drain()
+        await asyncio.sleep(0.2)
+        over = await raw(url, request_bytes(json.dumps(payload(alert())).encode()))
+        for dummy, writer in held:
+            writer.close()
+        await asyncio.sleep(0.3)
+        good = await post(session, url, payload(alert()))
+        return over, good, drain(queue)
+
+    over, good, events = serve({'max_connections': 3, 'header_timeout': 30}, client)
+    assert over[0] == 503 and b'max_connections=3' in over[1]
+    assert good == (200, {'accepted': 1}) and len(events) == 1
+
+
+def test_deep_json_non_utf8_headers_oversized_headers_and_fields_are_4xx_never_500():
+    deep = b'[' * 50000 + b']' * 50000
+    nested = json.dumps(payload(dict(alert(), annotations={'x': [[[[[[[[[[[[[[[[[['y']]]]]]]]]]]]]]]]]]}))).encode()
+    huge = json.dumps(payload(dict(alert(), annotations={'description': 'x' * 20000}))).encode()
+
+    async def client(session, url, queue):
+        answers = {
+            'deep': await raw(url, request_bytes(deep)),
+            'nested': await raw(url, request_bytes(nested)),
+            'auth_not_utf8': await raw(url, request_bytes(b'{}', b'Authorization: Bearer \xff\xfe\r\n')),
+            'header_not_utf8': await raw(url, request_bytes(b'{}', b'X-Label: \xc3\x28\r\n')),
+            'huge_headers': await raw(url, request_bytes(b'{}', b'X-Big: ' + b'a' * 20000 + b'\r\n')),
+            'huge_field': await raw(url, request_bytes(huge)),
+            'no_length': await raw(url, b'POST /alerts HTTP/1.1\r\nHost: x\r\n\r\n'),
+            'bad_length': await raw(url, b'POST /alerts HTTP/1.1\r\nContent-Length: -5\r\n\r\n'),
+            'garbage': await raw(url, b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n'),
+            'get': await raw(url, b'GET /alerts HTTP/1.1\r\n\r\n'),
+        }
+        good = await post(session, url, payload(alert()))
+        return answers, good, drain(queue)
+
+    answers, good, events = serve({'max_field_chars': 16384}, client)
+    statuses = {name: answer[0] for name, answer in answers.items()}
+    assert statuses == {'deep': 400, 'nested': 400, 'auth_not_utf8': 400, 'header_not_utf8': 400,
+                        'huge_headers': 431, 'huge_field': 400, 'no_length': 411, 'bad_length': 400,
+                        'garbage': 400, 'get': 405}, answers
+    assert b'max_json_depth=16' in answers['deep'][1]
+    assert b'header Authorization is not valid UTF-8' in answers['auth_not_utf8'][1]
+    assert b'alerts[0].annotations.description is 20000 characters, over max_field_chars=16384' \
+        in answers['huge_field'][1]
+    assert good == (200, {'accepted': 1}) and len(events) == 1
+
+
+def test_alert_reaches_playbooks_only_base64_encoded_and_decodes_to_the_same_alert():
+    import base64
+    item = alert(note="{{ lookup('pipe', 'id') }}")
+
+    async def client(session, url, queue):
+        await post(session, url, payload(item))
+        return drain(queue)
+
+    (event,) = serve({}, client)
+    decoded = json.loads(base64.b64decode(event['alert_b64']))
+    assert decoded == event['alert'] and decoded['labels']['note'] == "{{ lookup('pipe', 'id') }}"
+    assert '{' not in event['alert_b64']
+
+
+def test_inventory_check_refuses_groups_and_unknown_names(tmp_path):
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text(json.dumps({'all': {'children': {'claude_flow': {'hosts': {'host-a': {}, 'host-b': {}}}}}}))
+
+    async def client(session, url, queue):
+        await post(session, url, payload(alert(instance='host-a:9100', fingerprint='01'),
+                                         alert(instance='claude_flow:9100', fingerprint='02'),
+                                         alert(instance='nosuch', fingerprint='03'),
+                                         alert(instance='host-a:host-b', fingerprint='04')))
+        return drain(queue)
+
+    known, group, unknown, union = serve({'inventory': str(inventory)}, client)
+    assert known['meta']['hosts'] == ['host-a']
+    assert 'an inventory group, not one host' in group['host_error'] and 'hosts' not in group['meta']
+    assert 'not an inventory host' in unknown['host_error'] and 'hosts' not in unknown['meta']
+    assert 'not a single inventory host name' in union['host_error']
+    listed = serve({'inventory_hosts': ['host-b']}, client)
+    assert [event.get('host') for event in listed] == [None, None, None, None]
+
+
+def test_tls_with_an_encrypted_key_and_secrets_masked_in_events_and_logs(tmp_path, caplog):
+    import ssl
+    import subprocess
+    key, cert, password, token = tmp_path / 'k.pem', tmp_path / 'c.pem', 'key-pass-0xdeadbeef', 'tok-0xfeedface'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-keyout', str(key), '-out', str(cert),
+                    '-days', '1', '-subj', '/CN=127.0.0.1', '-passout', 'pass:' + password],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    item = alert(leak='prefix ' + token + ' suffix')
+    args = {'port': free_port(), 'token': token, 'certfile': str(cert), 'keyfile': str(key), 'password': password}
+
+    async def client(session, url, queue):
+        status = (await post(session, url, payload(item), {'Authorization': 'Bearer ' + token, 'X-Echo': token}))[0]
+        plain = await raw('http://127.0.0.1:%d' % args['port'], request_bytes(b'{}'), read_timeout=15)
+        return status, plain, drain(queue)
+
+    with caplog.at_level(logging.DEBUG):
+        status, plain, events = serve(args, client, tls=context)
+    assert status == 200 and plain[0] is None   # plain HTTP on the TLS port gets no answer
+    (event,) = events
+    assert event['alert']['labels']['leak'] == 'prefix ******** suffix'
+    assert token not in json.dumps(event) and password not in json.dumps(event)
+    assert token not in caplog.text and password not in caplog.text
+    with pytest.raises(source.ConfigError, match='cannot load certfile/keyfile') as failed:
+        asyncio.run(source.main(asyncio.Queue(), {'port': free_port(), 'certfile': str(cert), 'keyfile': str(key),
+                                                  'password': 'wrong'}))
+    assert 'wrong' not in str(failed.value).replace('cannot load', '')
