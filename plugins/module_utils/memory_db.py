@@ -18,9 +18,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import os
 import sqlite3
+import stat
 import time
+
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    RangeError, UnsafeFileError, check_range, kind_of, open_regular)
 
 try:
     from urllib.parse import quote
@@ -47,15 +52,24 @@ def inspect_file(path):
     if os.path.isdir(path):
         info['problem'] = '%s is a directory, not a database file; point path at the .db file' % path
         return info
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        info['special'] = True
+        info['problem'] = ('%s is %s, not a database file; it was not opened (that could block): point path at the '
+                           '.db file' % (path, kind_of(mode)))
+        return info
     info['size_bytes'] = os.path.getsize(path)
     if info['size_bytes'] == 0:
         info['problem'] = ('%s is zero bytes long: the database is empty or was truncated to nothing; '
                            'restore it from a verified backup' % path)
         return info
     try:
-        with open(path, 'rb') as handle:
-            header = handle.read(100)
-    except (IOError, OSError) as exc:
+        fd = open_regular(path, 'database')[0]
+        try:
+            header = os.read(fd, 100)
+        finally:
+            os.close(fd)
+    except (IOError, OSError, UnsafeFileError) as exc:
         info['problem'] = 'cannot read %s (%s); check its permissions' % (path, exc)
         return info
     if len(header) < 100 or not header.startswith(SQLITE_HEADER):
@@ -286,24 +300,44 @@ def to_iso(value, unit):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seconds))
 
 
+# Windows and ages: 1 second up to 10 years (3650 days); anything beyond is a typo, not a window.
+WINDOW_MIN_S = 1
+WINDOW_MAX_S = 3650 * 86400
+WINDOW_RANGE = '1s to 3650d (1 to %d seconds)' % WINDOW_MAX_S
+_WINDOW_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+
+
 def parse_window(text):
-    """'90s', '15m', '1h', '2d' or a number of seconds -> seconds (int > 0)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = int(text)
+    """'90s', '15m', '1h', '2d' or a number of seconds -> seconds (int, 1 s .. 3650 d).
+
+    Never overflows: inf, nan, 1e400h and the like are refused with the valid range."""
+    if isinstance(text, bool):
+        number, unit = None, 1
+    elif isinstance(text, (int, float)):
+        number, unit = float(text) if abs(text) < 1e300 else float('inf'), 1
     else:
         raw = str(text).strip().lower()
-        units = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+        unit = 1
+        if raw and raw[-1] in _WINDOW_UNITS:
+            unit = _WINDOW_UNITS[raw[-1]]
+            raw = raw[:-1].strip()
         try:
-            if raw and raw[-1] in units:
-                seconds = int(float(raw[:-1]) * units[raw[-1]])
-            else:
-                seconds = int(float(raw))
+            number = float(raw) if len(raw) <= 32 else None
         except ValueError:
-            raise MemoryDbError("window %r is not a duration; use a number of seconds or e.g. '15m', '1h', '1d'"
-                                % (text,))
-    if seconds <= 0:
-        raise MemoryDbError('window %r must be a positive duration such as 1h' % (text,))
-    return seconds
+            number = None
+    if number is None or math.isnan(number):
+        raise MemoryDbError("window %s is not a duration; use a number of seconds or e.g. '15m', '1h', '1d' "
+                            "(valid range %s)" % (_clip(text), WINDOW_RANGE))
+    seconds = number * unit
+    if math.isinf(seconds) or not WINDOW_MIN_S <= seconds <= WINDOW_MAX_S:
+        raise MemoryDbError('window %s is outside the valid range %s; use a positive duration such as 1h'
+                            % (_clip(text), WINDOW_RANGE))
+    return int(seconds)
+
+
+def _clip(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
 
 
 class Database(object):
@@ -371,6 +405,18 @@ def common_argument_spec():
         path=dict(type='path', required=True),
         busy_timeout=dict(type='int', default=DEFAULT_BUSY_TIMEOUT_MS),
     )
+
+
+BUSY_TIMEOUT_MAX_MS = 600000  # 10 minutes: a lock held longer is an incident of its own
+
+
+def check_busy_timeout(value):
+    """busy_timeout in 0..BUSY_TIMEOUT_MAX_MS, else MemoryDbError naming the range."""
+    try:
+        check_range('busy_timeout', value, 0, BUSY_TIMEOUT_MAX_MS, 'milliseconds')
+    except RangeError as exc:
+        raise MemoryDbError(str(exc))
+    return value
 
 
 def elapsed_ms(started):

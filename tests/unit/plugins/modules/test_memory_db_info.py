@@ -49,13 +49,16 @@ def test_v3_reads_epoch_ms_columns(module, tmp_path):
     assert r['anomalous_patterns']['recent'][0]['created_at'].endswith('Z')
 
 
-def test_empty_table_is_unavailable_but_rows_outside_window_are_zero(module, tmp_path):
+def test_empty_table_and_idle_window_are_unavailable_but_counts_outside_window_are_zero(module, tmp_path):
     path = make_db(tmp_path, 'runbook', rows=3000)
     conn = sqlite3.connect(path)
     conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-3 days')")
+    conn.execute("UPDATE patterns SET created_at = datetime('now', '-3 days')")
     conn.commit()
-    r = info(module, path, gather=['ops_per_second'])
-    assert r['ops_per_second'] == 0.0 and 'ops_per_second' not in r['unavailable']
+    r = info(module, path, gather=['ops_per_second', 'patterns_created_24h'])
+    # No activity in the window is no rate (idle), not a rate of 0; a count of 0 is a real count.
+    assert r['ops_per_second'] is None and r['unavailable']['ops_per_second'].startswith('idle: 0 trajectories')
+    assert r['patterns_created_24h'] == 0 and 'patterns_created_24h' not in r['unavailable']
     conn.execute('DELETE FROM task_trajectories')
     conn.commit()
     conn.close()
