@@ -424,6 +424,19 @@ def elapsed_ms(started):
     return int(round((time.monotonic() - started) * 1000))
 
 
+def unopened_wal_db(file_info):
+    """True for a WAL-mode DB that no connection has open (no -wal/-shm): read it immutable, so the read
+    leaves no -wal/-shm behind. A rollback-journal writer leaves none either, and immutable would ignore
+    its lock: so WAL mode only."""
+    return bool(file_info.get('wal_mode') and not file_info['wal_present'] and not file_info['shm_present'])
+
+
+def open_for_reading(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """A read-only Database that leaves nothing behind: immutable when it is a WAL-mode DB nobody has open
+    (a plain read-only open would create -wal/-shm beside it), shared like any reader otherwise."""
+    return Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms, immutable=unopened_wal_db(inspect_file(path)))
+
+
 def check_integrity(path, mode='quick', foreign_keys=False, max_errors=100,
                     busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
     """quick_check or integrity_check without writing anything.
@@ -443,7 +456,7 @@ def check_integrity(path, mode='quick', foreign_keys=False, max_errors=100,
     # With no -wal/-shm present nobody has the file open: read it as immutable so the check leaves
     # no -wal/-shm behind (a backup, a stopped service's DB). Otherwise share them like any reader.
     # Only for WAL mode: a rollback-journal writer leaves no -wal/-shm, and immutable would ignore its lock.
-    unopened = file_info.get('wal_mode') and not file_info['wal_present'] and not file_info['shm_present']
+    unopened = unopened_wal_db(file_info)
     try:
         with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms, immutable=unopened) as db:
             result['schema_profile'] = db.profile

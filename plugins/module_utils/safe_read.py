@@ -94,15 +94,16 @@ def too_large(path, size, limit, what):
             '(it is not the file this option expects, or it has been overrun)' % (what, path, size, limit))
 
 
-def read_json_capped(path, limit=STATE_FILE_MAX_BYTES, what='file', default=None):
-    """JSON of a regular file of at most limit bytes. Missing -> default; bad JSON or non-UTF-8 -> ValueError;
-    a FIFO/device/socket/directory or an oversized file -> UnsafeFileError."""
+def read_json_capped(path, limit=STATE_FILE_MAX_BYTES, what='file', default=None, errors='strict'):
+    """JSON of a regular file of at most limit bytes. Missing -> default; bad JSON (or non-UTF-8 with
+    errors='strict'; 'replace' reads it as node's readFile does) -> ValueError; a FIFO/device/socket/
+    directory or an oversized file -> UnsafeFileError."""
     try:
         raw = read_capped(path, limit, what)
     except FileNotFoundError:
         return default
     try:
-        return json.loads(raw.decode('utf-8'), parse_constant=_reject_constant)
+        return json.loads(raw.decode('utf-8', errors), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError('%s is not valid JSON (%s); move it aside to start a new one' % (path, exc))
 

@@ -18,7 +18,7 @@ import time
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    Database, MemoryDbError, check_integrity)
+    MemoryDbError, check_integrity, open_for_reading)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import Context, collect
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import fs_usage
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
@@ -163,7 +163,7 @@ def probe_database(facts, path, window_s, busy_timeout_ms, record_growth, full_c
         return None
     facts.conditions['db_corrupt'] = False
     try:
-        with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms) as db:
+        with open_for_reading(path, busy_timeout_ms) as db:
             ctx = Context(db, window_s, record_growth=record_growth)
             metrics, unavailable = collect(ctx, DB_METRICS)
     except MemoryDbError as exc:

@@ -27,7 +27,7 @@ import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    TEXT_UTC, Database, MemoryDbError, epoch_expr, quote_ident, to_iso)
+    TEXT_UTC, MemoryDbError, epoch_expr, open_for_reading, quote_ident, to_iso)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
     STATE_FILE_MAX_BYTES, UnsafeFileError, read_json_capped)
 
@@ -183,8 +183,9 @@ def state_file_hint(path):
 # ---------------------------------------------------------------- state file
 
 def read_state(path):
-    """The state file's JSON: regular files only, at most STATE_FILE_MAX_BYTES (never a FIFO, never /dev/zero)."""
-    return read_json_capped(path, STATE_FILE_MAX_BYTES, what='state file')
+    """The state file's JSON: regular files only, at most STATE_FILE_MAX_BYTES (never a FIFO, never /dev/zero).
+    Bytes that are not UTF-8 become U+FFFD, as in the CLI (node's readFile), so both read the same history."""
+    return read_json_capped(path, STATE_FILE_MAX_BYTES, what='state file', errors='replace')
 
 
 def from_state_file(path, window=None, now=None):
@@ -269,7 +270,7 @@ def verification_table_reason(db):
 def db_agents(path):
     """Distinct agent names in verification_history (empty when the table is absent or the DB unusable)."""
     try:
-        with Database(path, readonly=True) as db:
+        with open_for_reading(path) as db:
             if verification_table_reason(db):
                 return []
             source = db.source('verifications')
@@ -288,7 +289,7 @@ def from_db(path, window=None, now=None):
                    'verification_history' % path)
         return res
     try:
-        with Database(path, readonly=True) as db:
+        with open_for_reading(path) as db:
             return _read_db(db, res, window, time.time() if now is None else now)
     except MemoryDbError as exc:
         res.update(status=ERROR, reason=str(exc))
@@ -337,7 +338,7 @@ def db_has_verifications(path):
     if not os.path.isfile(path):
         return False, 'database %s does not exist' % path
     try:
-        with Database(path, readonly=True) as db:
+        with open_for_reading(path) as db:
             reason = verification_table_reason(db)
             if reason:
                 return False, reason

@@ -149,7 +149,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    Database, MemoryDbError, check_busy_timeout, common_argument_spec, elapsed_ms, inspect_file, parse_window)
+    MemoryDbError, check_busy_timeout, common_argument_spec, elapsed_ms, inspect_file, open_for_reading, parse_window)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import (
     Context, collect, select_subsets)
 
@@ -171,7 +171,7 @@ def main():
         file_info = inspect_file(path)
         if file_info['problem']:
             raise MemoryDbError(file_info['problem'])
-        with Database(path, readonly=True, busy_timeout_ms=module.params['busy_timeout']) as db:
+        with open_for_reading(path, module.params['busy_timeout']) as db:
             ctx = Context(db, window_s, growth_state=module.params['growth_state'],
                           record_growth=not module.check_mode)
             metrics, unavailable = collect(ctx, subsets)

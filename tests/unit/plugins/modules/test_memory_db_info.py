@@ -111,3 +111,43 @@ def test_corrupt_or_missing_db_fails_with_a_clear_message(module, tmp_path):
     empty.write_bytes(b'')
     r = module('memory_db_info', {'path': str(empty)})
     assert r['failed'] and 'zero bytes' in r['msg']
+
+
+def test_idle_window_gives_no_cache_hit_rate_and_one_trajectory_no_rate(module, tmp_path):
+    path = make_db(tmp_path, 'runbook', rows=3000)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE patterns SET last_used = datetime('now', '-3 days')")
+    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-3 days')")
+    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-1 minute') WHERE rowid = "
+                 "(SELECT MIN(rowid) FROM task_trajectories)")
+    conn.commit()
+    conn.close()
+    r = info(module, path, gather=['cache_hit_rate', 'ops_per_second', 'goap_planning'])
+    # No lookup in the window: a hit rate of 0 would read as P1 on an idle host.
+    assert r['cache_hit_rate'] is None and r['unavailable']['cache_hit_rate'].startswith('idle: no pattern lookup')
+    assert r['ops_per_second'] is None and r['unavailable']['ops_per_second'].startswith('idle: 1 trajectory')
+    assert r['goap_planning'] is None and r['unavailable']['goap_planning'].startswith('idle:')
+
+
+@pytest.mark.parametrize('window', ['1e400h', 'inf', 'nan', '-1h', '0'])
+def test_absurd_windows_fail_naming_the_range(module, tmp_path, window):
+    path = make_db(tmp_path, 'runbook', rows=500)
+    before = sha256(path)
+    result = module('memory_db_info', {'path': path, 'window': window})
+    assert result['failed'] and '1s to 3650d' in result['msg'] and sha256(path) == before
+
+
+def test_fifo_db_path_fails_without_blocking(module, tmp_path):
+    fifo = str(tmp_path / 'memory.db')
+    os.mkfifo(fifo)
+    result = module('memory_db_info', {'path': fifo}, timeout=20)
+    assert result['failed'] and 'FIFO' in result['msg']
+
+
+def test_special_growth_state_is_unavailable_without_blocking(module, tmp_path):
+    path = make_db(tmp_path, 'runbook', rows=500)
+    state = str(tmp_path / 'growth.json')
+    os.mkfifo(state)
+    r = module('memory_db_info', {'path': path, 'gather': ['growth_bytes_per_hour'], 'growth_state': state},
+               check_mode=True, timeout=20)
+    assert not r.get('failed') and 'FIFO' in r['unavailable']['growth_bytes_per_hour']
