@@ -15,6 +15,7 @@ import pytest
 
 from conftest import PriorState, make_db
 from module_runner import run_module  # tests/lab, put on sys.path by conftest
+from test_input import refused
 
 # A module that blocks on a FIFO would hang until run_module's own timeout; this is far below it.
 NO_HANG_S = 30
@@ -44,16 +45,6 @@ def triage(db, **options):
     result = run_module('triage', args, timeout=120)
     result['_seconds'] = time.monotonic() - started
     return result
-
-
-def refused(fault, prior, result, *words):
-    assert result['_rc'] == 1 and result['failed'], result
-    for word in words:
-        assert word in result['msg'], result['msg']
-    lost = prior.lost()
-    fault.lost(lost)
-    assert lost == 0
-    return fault.clip(result['msg'], 170)
 
 
 WINDOWS = [('1e400h', 'Window 1e400h (overflows a float)'), ('inf', 'Window inf'), ('nan', 'Window nan'),

@@ -10,17 +10,16 @@
   a breach.
 """
 
-import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 
 import pytest
 
-from conftest import COLLECTIONS, REPO, PriorState, make_db
+from conftest import COLLECTIONS, REPO, PriorState, gen, make_db
+from digests import tree_digests
 from module_runner import run_module  # tests/lab, put on sys.path by conftest
 
 STANDIN = os.path.join(REPO, 'tests', 'lab', 'standins', 'claude-flow')
@@ -48,21 +47,6 @@ def app(tmp_path, fault):
         json.dump({'scores': [], 'history': history}, handle)
     return app_dir
 
-
-def tree(root):
-    """{relative path: sha256, or 'dir'} of everything under root: a full listing to compare."""
-    listing = {}
-    for base, dirs, files in os.walk(root):
-        for name in dirs:
-            listing[os.path.relpath(os.path.join(base, name), root)] = 'dir'
-        for name in files:
-            path = os.path.join(base, name)
-            digest = hashlib.sha256()
-            with open(path, 'rb') as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b''):
-                    digest.update(chunk)
-            listing[os.path.relpath(path, root)] = digest.hexdigest()
-    return listing
 
 
 def changed(before, after):
@@ -98,14 +82,14 @@ def playbook(tmp_path, tasks, check=False):
 
 @pytest.mark.fault('real-CLI behaviour', 'truth_info in check mode on 2.x (every 2.x call writes .claude-flow/metrics)')
 def test_truth_info_check_mode_writes_nothing(app, fault):
-    before = tree(app)
+    before = tree_digests(app)
     result = run_module('truth_info', {'app_dir': app}, check_mode=True)
-    after = tree(app)
+    after = tree_digests(app)
     assert (result['status'], result['source'], result['cli_command']) == ('ok', 'state_file', None), result
     assert changed(before, after) == []
     # The control: outside check mode the same call writes, as the real 2.x CLI does.
     outside = run_module('truth_info', {'app_dir': app})
-    written = changed(after, tree(app))
+    written = changed(after, tree_digests(app))
     assert outside['source'] == 'cli' and '.claude-flow/metrics/performance.json' in written
     fault.did('check mode: same score (%.2f) from the state file, app dir identical (full listing + sha256); '
               'outside check mode truth --json wrote %d paths under .claude-flow/' % (result['overall'], len(written)))
@@ -115,11 +99,11 @@ def test_truth_info_check_mode_writes_nothing(app, fault):
 def test_triage_check_mode_writes_nothing(app, fault, tmp_path):
     make_db(os.path.join(app, '.swarm', 'memory.db'), profile='reasoningbank')
     prior = PriorState(os.path.join(app, '.swarm', 'memory.db'))
-    before = tree(app)
+    before = tree_digests(app)
     result = run_module('triage', triage_args(app, tmp_path), check_mode=True)
     assert not result.get('failed') and result['changed'] is False, result
     assert result['details']['truth']['source'] == 'state_file' and result['metrics']['truth_score'] > 0.9
-    assert changed(before, tree(app)) == []  # no .claude-flow/metrics, no growth sample, no -wal/-shm
+    assert changed(before, tree_digests(app)) == []  # no .claude-flow/metrics, no growth sample, no -wal/-shm
     fault.lost(prior.lost())
     fault.did('severity %s; truth score read from the state file; app dir identical (no .claude-flow/metrics, no '
               'growth sample, no -wal/-shm)' % result['severity'])
@@ -141,14 +125,14 @@ def test_neural_unsupported_is_not_a_failed_task(app, fault, tmp_path):
 
 @pytest.mark.fault('real-CLI behaviour', 'neural train in check mode on 2.x: runs nothing, no rc, writes nothing')
 def test_neural_train_check_mode(app, fault, tmp_path):
-    before = tree(app)
+    before = tree_digests(app)
     rc, results = playbook(tmp_path, [
         {'name': 'train', 'claude_flow.runbook.neural': {'app_dir': app, 'command': 'train', 'epochs': 5}}],
         check=True)
     result = results['train']
     assert rc == 0 and not result.get('failed') and 'rc' not in result, result
     assert result['would_run'][1:] == ['training', 'neural-train', '--data', 'recent', '--epochs', '5']
-    assert changed(before, tree(app)) == []
+    assert changed(before, tree_digests(app)) == []
     fault.did('ansible-playbook --check rc 0; would_run %s; no rc; app dir identical'
               % ' '.join(result['would_run'][1:]))
 
@@ -165,14 +149,7 @@ def test_fresh_install_is_not_data_loss(app, fault, tmp_path):
 
 @pytest.mark.fault('real-CLI behaviour', 'Idle host: no pattern lookup and one trajectory in the window')
 def test_idle_host_is_not_p1(app, fault, tmp_path):
-    db = make_db(os.path.join(app, '.swarm', 'memory.db'), profile='reasoningbank')
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE patterns SET last_used = datetime('now', '-3 days')")
-    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-3 days')")
-    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-1 minute') WHERE rowid = "
-                 "(SELECT MIN(rowid) FROM task_trajectories)")
-    conn.commit()
-    conn.close()
+    gen.make_idle(make_db(os.path.join(app, '.swarm', 'memory.db'), profile='reasoningbank'))
     result = run_module('triage', triage_args(app, tmp_path))
     assert result['severity'] == 'none', result['reasons']
     assert result['unknown']['cache_hit_rate'].startswith('idle:')

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+import memory_db_gen
 from dbfactory import make_db, sha256
 
 
@@ -115,13 +116,7 @@ def test_corrupt_or_missing_db_fails_with_a_clear_message(module, tmp_path):
 
 def test_idle_window_gives_no_cache_hit_rate_and_one_trajectory_no_rate(module, tmp_path):
     path = make_db(tmp_path, 'runbook', rows=3000)
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE patterns SET last_used = datetime('now', '-3 days')")
-    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-3 days')")
-    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-1 minute') WHERE rowid = "
-                 "(SELECT MIN(rowid) FROM task_trajectories)")
-    conn.commit()
-    conn.close()
+    memory_db_gen.make_idle(path)
     r = info(module, path, gather=['cache_hit_rate', 'ops_per_second', 'goap_planning'])
     # No lookup in the window: a hit rate of 0 would read as P1 on an idle host.
     assert r['cache_hit_rate'] is None and r['unavailable']['cache_hit_rate'].startswith('idle: no pattern lookup')

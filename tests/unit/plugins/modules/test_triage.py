@@ -2,7 +2,6 @@
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from dbfactory import corrupt_db
 from test_truth_info import entry, make_app
 
 import memory_db_gen
+from digests import tree_digests
 
 from ansible_collections.claude_flow.runbook.plugins.filter.severity import severity as severity_filter
 
@@ -218,14 +218,7 @@ def test_a_db_path_that_is_a_fifo_is_a_configuration_problem(module, host, tmp_p
 
 def test_idle_db_has_no_cache_hit_rate_and_no_ops_rate(module, host, tmp_path):
     host['build']()
-    conn = sqlite3.connect(host['db'])
-    # Nothing used a pattern in the window, and one trajectory is all there is in it.
-    conn.execute("UPDATE patterns SET last_used = datetime('now', '-3 days')")
-    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-3 days')")
-    conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-1 minute') WHERE rowid = "
-                 "(SELECT MIN(rowid) FROM task_trajectories)")
-    conn.commit()
-    conn.close()
+    memory_db_gen.make_idle(host['db'])  # nothing used a pattern in the window, one trajectory is all there is
     r = triage(module, host, **quiet(host, tmp_path))
     assert r['severity'] == 'none', r['reasons']
     assert r['metrics']['cache_hit_rate'] is None and r['unknown']['cache_hit_rate'].startswith('idle: no pattern lookup')
@@ -285,24 +278,10 @@ def test_out_of_range_options_name_the_range(module, host, tmp_path, args, words
 
 def test_check_mode_on_2x_writes_nothing_under_the_app_dir(module, host, tmp_path):
     host['build'](profile='reasoningbank')  # claude-flow 2.7's schema: truth scores only in the state file
-    before = tree(host['app'])
+    before = tree_digests(host['app'])
     r = module('triage', quiet(host, tmp_path, app_dir=host['app'], log_path=host['log'], thresholds=LAB_OPS),
                check_mode=True)
     assert not r.get('failed') and r['changed'] is False, r
     assert r['metrics']['truth_score'] == pytest.approx(0.97, abs=0.01)
     assert r['details']['truth']['source'] == 'state_file'
-    assert tree(host['app']) == before
-
-
-def tree(root):
-    """{relative path: sha256 or 'dir'} of everything under root."""
-    import hashlib
-    listing = {}
-    for base, dirs, files in os.walk(root):
-        for name in dirs:
-            listing[os.path.relpath(os.path.join(base, name), root)] = 'dir'
-        for name in files:
-            path = os.path.join(base, name)
-            with open(path, 'rb') as handle:
-                listing[os.path.relpath(path, root)] = hashlib.sha256(handle.read()).hexdigest()
-    return listing
+    assert tree_digests(host['app']) == before
