@@ -207,6 +207,15 @@ def test_a_db_that_existed_and_is_gone_is_still_p0(module, host, tmp_path, evide
     assert severity_filter(r, thresholds=LAB_OPS)['severity'] == 'P0'
 
 
+def test_a_production_symlink_to_a_deleted_release_is_still_p0(module, host, tmp_path):
+    # p0-response repoints such a link at a release with a verified backup: it must see db_missing.
+    link = str(tmp_path / 'current')
+    os.symlink(str(tmp_path / 'release-deleted'), link)
+    r = triage(module, host, app_dir=link, path=os.path.join(link, '.swarm', 'memory.db'), **quiet(host, tmp_path))
+    assert r['severity'] == 'P0' and 'db_missing' in metrics_of(r, 'P0'), r['reasons']
+    assert r['details']['db_state'] == 'missing'
+
+
 def test_a_db_path_that_is_a_fifo_is_a_configuration_problem(module, host, tmp_path):
     os.mkfifo(host['db'])
     started = time.monotonic()
