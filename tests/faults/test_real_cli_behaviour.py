@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -27,7 +28,6 @@ LAB_OPS = {'ops_per_second': {'P0': 0.05, 'P1': 0.1, 'P2': 0.15}}
 
 
 def iso(seconds_ago=60):
-    import time
     return time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime(time.time() - seconds_ago))
 
 
@@ -46,7 +46,6 @@ def app(tmp_path, fault):
     with open(os.path.join(app_dir, '.swarm', 'verification-memory.json'), 'w') as handle:
         json.dump({'scores': [], 'history': history}, handle)
     return app_dir
-
 
 
 def changed(before, after):
