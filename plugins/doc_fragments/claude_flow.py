@@ -31,11 +31,15 @@ options:
       - Seconds one claude-flow call may run. When they are up, the call's whole process group is
         killed (SIGTERM, a short grace, then SIGKILL) and checked to be gone.
       - Defaults to 30 seconds; C(claude_flow.runbook.neural) training defaults to 600 seconds.
+      - Between 1 and 86400 seconds.
     type: int
 notes:
   - The CLI runs in its own process group with C(NO_COLOR=1) and C(RUFLO_DAEMON_AUTOSTART=0) (so 3.x starts
     no background daemon); ANSI escapes are stripped from its output.
   - Exit codes of claude-flow 2.x do not tell success (C(truth), C(verify) and C(training) exit 0 on internal
     errors), so success is decided by parsing the output and by known failure texts.
-  - The product line (2.x or 3.x) is detected from the first line of C(claude-flow --version).
+  - The product line (2.x or 3.x) is read from C(<app_dir>/node_modules/claude-flow/package.json) when O(executable)
+    is the local install (no node start-up), else from the first line of C(claude-flow --version).
+  - Every claude-flow 2.x call but C(--version) rewrites files under C(<app_dir>/.claude-flow/metrics/); in check mode
+    no module runs such a call.
 '''

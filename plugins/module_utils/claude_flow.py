@@ -30,8 +30,12 @@ import signal
 import subprocess
 import time
 
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    SMALL_FILE_MAX_BYTES, RangeError, UnsafeFileError, check_range, read_json_capped)
+
 DEFAULT_APP_DIR = '/opt/claude-code-production'
 LOCAL_EXECUTABLE = os.path.join('node_modules', '.bin', 'claude-flow')
+PACKAGE_JSON = os.path.join('node_modules', 'claude-flow', 'package.json')
 DEFAULT_TIMEOUT = 30
 TRAIN_TIMEOUT = 600
 VERSION_TIMEOUT = 30
@@ -319,13 +323,19 @@ class ClaudeFlow(object):
         self.executable = resolve_executable(app_dir, executable)
         self.timeout = timeout
         self.extra_env = extra_env
+        self.uses_local_install = not executable
         self._version = None
 
     def run(self, args, timeout=None):
         return run_command(self.executable, args, self.app_dir, timeout or self.timeout, self.extra_env)
 
     def version(self):
-        """{'version', 'major', 'product', 'line'} from `--version`; cached. Raises ClaudeFlowError."""
+        """{'version', 'major', 'product', 'line', 'source'}; cached. Raises ClaudeFlowError.
+
+        From the local install's package.json when the executable is that install (no node start-up),
+        else from `--version`."""
+        if self._version is None and self.uses_local_install:
+            self._version = installed_version(self.app_dir)
         if self._version is None:
             result = self.run(['--version'], timeout=min(self.timeout, VERSION_TIMEOUT))
             problem = describe_failure(result, 'version check')
@@ -335,11 +345,41 @@ class ClaudeFlow(object):
             if info is None:
                 raise ClaudeFlowError('%s --version printed %r, which is not a claude-flow version; set executable '
                                       'to the claude-flow binary' % (self.executable, first_line(result['stdout'])))
-            if info['major'] not in (2, 3):
-                raise ClaudeFlowError('claude-flow %s is neither a 2.x nor a 3.x release; only those product lines '
-                                      'are known to this collection' % info['version'])
+            check_product_line(info)
+            info['source'] = '--version'
             self._version = info
         return self._version
+
+
+def check_product_line(info):
+    if info['major'] not in (2, 3):
+        raise ClaudeFlowError('claude-flow %s is neither a 2.x nor a 3.x release; only those product lines '
+                              'are known to this collection' % info['version'])
+
+
+def installed_version(app_dir):
+    """The version of <app_dir>/node_modules/claude-flow from its package.json (size-capped, regular file
+    only), without starting node (saves ~0.3 s per call); None when there is no usable package.json.
+    Raises ClaudeFlowError for a release that is neither 2.x nor 3.x."""
+    path = os.path.join(app_dir, PACKAGE_JSON)
+    try:
+        data = read_json_capped(path, SMALL_FILE_MAX_BYTES, what='package.json')
+    except (ValueError, UnsafeFileError, IOError, OSError):
+        return None
+    raw = data.get('version') if isinstance(data, dict) else None
+    info = parse_version(raw) if isinstance(raw, str) else None
+    if info is None:
+        return None
+    check_product_line(info)
+    info.update(product='ruflo' if info['major'] >= 3 else 'claude-flow', line='%s (%s)' % (raw, path),
+                source='package.json')
+    return info
+
+
+def writes_on_every_call(version):
+    """True for 2.x: every call but `--version` rewrites files under <app_dir>/.claude-flow/metrics/, so no
+    call of it is read-only and none may run in check mode."""
+    return version['major'] == 2
 
 
 # ---------------------------------------------------------------- parsers
@@ -553,6 +593,11 @@ def common_argument_spec():
     )
 
 
+TIMEOUT_MAX = 86400  # a day: longer is a typo, and the hard timeout is what keeps a hung CLI from living on
+
+
 def check_timeout(timeout):
-    if timeout is not None and timeout <= 0:
-        raise ClaudeFlowError('timeout must be a positive number of seconds, got %s' % timeout)
+    try:
+        check_range('timeout', timeout, 1, TIMEOUT_MAX, 'seconds')
+    except RangeError as exc:
+        raise ClaudeFlowError(str(exc))

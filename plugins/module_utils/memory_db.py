@@ -18,9 +18,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import os
 import sqlite3
+import stat
 import time
+
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    RangeError, UnsafeFileError, check_range, kind_of, open_regular)
 
 try:
     from urllib.parse import quote
@@ -47,15 +52,24 @@ def inspect_file(path):
     if os.path.isdir(path):
         info['problem'] = '%s is a directory, not a database file; point path at the .db file' % path
         return info
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        info['special'] = True
+        info['problem'] = ('%s is %s, not a database file; it was not opened (that could block): point path at the '
+                           '.db file' % (path, kind_of(mode)))
+        return info
     info['size_bytes'] = os.path.getsize(path)
     if info['size_bytes'] == 0:
         info['problem'] = ('%s is zero bytes long: the database is empty or was truncated to nothing; '
                            'restore it from a verified backup' % path)
         return info
     try:
-        with open(path, 'rb') as handle:
-            header = handle.read(100)
-    except (IOError, OSError) as exc:
+        fd = open_regular(path, 'database')[0]
+        try:
+            header = os.read(fd, 100)
+        finally:
+            os.close(fd)
+    except (IOError, OSError, UnsafeFileError) as exc:
         info['problem'] = 'cannot read %s (%s); check its permissions' % (path, exc)
         return info
     if len(header) < 100 or not header.startswith(SQLITE_HEADER):
@@ -286,24 +300,44 @@ def to_iso(value, unit):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seconds))
 
 
+# Windows and ages: 1 second up to 10 years (3650 days); anything beyond is a typo, not a window.
+WINDOW_MIN_S = 1
+WINDOW_MAX_S = 3650 * 86400
+WINDOW_RANGE = '1s to 3650d (1 to %d seconds)' % WINDOW_MAX_S
+_WINDOW_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+
+
 def parse_window(text):
-    """'90s', '15m', '1h', '2d' or a number of seconds -> seconds (int > 0)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = int(text)
+    """'90s', '15m', '1h', '2d' or a number of seconds -> seconds (int, 1 s .. 3650 d).
+
+    Never overflows: inf, nan, 1e400h and the like are refused with the valid range."""
+    if isinstance(text, bool):
+        number, unit = None, 1
+    elif isinstance(text, (int, float)):
+        number, unit = float(text) if abs(text) < 1e300 else float('inf'), 1
     else:
         raw = str(text).strip().lower()
-        units = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400}
+        unit = 1
+        if raw and raw[-1] in _WINDOW_UNITS:
+            unit = _WINDOW_UNITS[raw[-1]]
+            raw = raw[:-1].strip()
         try:
-            if raw and raw[-1] in units:
-                seconds = int(float(raw[:-1]) * units[raw[-1]])
-            else:
-                seconds = int(float(raw))
+            number = float(raw) if len(raw) <= 32 else None
         except ValueError:
-            raise MemoryDbError("window %r is not a duration; use a number of seconds or e.g. '15m', '1h', '1d'"
-                                % (text,))
-    if seconds <= 0:
-        raise MemoryDbError('window %r must be a positive duration such as 1h' % (text,))
-    return seconds
+            number = None
+    if number is None or math.isnan(number):
+        raise MemoryDbError("window %s is not a duration; use a number of seconds or e.g. '15m', '1h', '1d' "
+                            "(valid range %s)" % (_clip(text), WINDOW_RANGE))
+    seconds = number * unit
+    if math.isinf(seconds) or not WINDOW_MIN_S <= seconds <= WINDOW_MAX_S:
+        raise MemoryDbError('window %s is outside the valid range %s; use a positive duration such as 1h'
+                            % (_clip(text), WINDOW_RANGE))
+    return int(seconds)
+
+
+def _clip(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
 
 
 class Database(object):
@@ -373,9 +407,34 @@ def common_argument_spec():
     )
 
 
+BUSY_TIMEOUT_MAX_MS = 600000  # 10 minutes: a lock held longer is an incident of its own
+
+
+def check_busy_timeout(value):
+    """busy_timeout in 0..BUSY_TIMEOUT_MAX_MS, else MemoryDbError naming the range."""
+    try:
+        check_range('busy_timeout', value, 0, BUSY_TIMEOUT_MAX_MS, 'milliseconds')
+    except RangeError as exc:
+        raise MemoryDbError(str(exc))
+    return value
+
+
 def elapsed_ms(started):
     """Milliseconds since a time.monotonic() reading, for every module's execution_time_ms."""
     return int(round((time.monotonic() - started) * 1000))
+
+
+def unopened_wal_db(file_info):
+    """True for a WAL-mode DB that no connection has open (no -wal/-shm): read it immutable, so the read
+    leaves no -wal/-shm behind. A rollback-journal writer leaves none either, and immutable would ignore
+    its lock: so WAL mode only."""
+    return bool(file_info.get('wal_mode') and not file_info['wal_present'] and not file_info['shm_present'])
+
+
+def open_for_reading(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """A read-only Database that leaves nothing behind: immutable when it is a WAL-mode DB nobody has open
+    (a plain read-only open would create -wal/-shm beside it), shared like any reader otherwise."""
+    return Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms, immutable=unopened_wal_db(inspect_file(path)))
 
 
 def check_integrity(path, mode='quick', foreign_keys=False, max_errors=100,
@@ -397,7 +456,7 @@ def check_integrity(path, mode='quick', foreign_keys=False, max_errors=100,
     # With no -wal/-shm present nobody has the file open: read it as immutable so the check leaves
     # no -wal/-shm behind (a backup, a stopped service's DB). Otherwise share them like any reader.
     # Only for WAL mode: a rollback-journal writer leaves no -wal/-shm, and immutable would ignore its lock.
-    unopened = file_info.get('wal_mode') and not file_info['wal_present'] and not file_info['shm_present']
+    unopened = unopened_wal_db(file_info)
     try:
         with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms, immutable=unopened) as db:
             result['schema_profile'] = db.profile

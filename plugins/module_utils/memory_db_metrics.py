@@ -5,8 +5,9 @@
 
 A metric whose table or columns are absent, or whose source table has never
 held a row, is *unavailable with a reason*: never zero, never a breach.
-Rows that exist but fall outside the window are a real measurement of zero
-for counts and rates; an average over no rows is unavailable.
+Rows that exist but fall outside the window are a real zero for counts; a
+rate, ratio or average over no activity in the window (no lookup, fewer than
+two trajectories, no planning row) is unavailable ("idle: ..."), not 0.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,7 +20,9 @@ import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
     RECOMMENDED_INDEXES, MemoryDbError, indexes, quote_ident, to_iso, to_native)
-from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import atomic_write_json, read_json
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import atomic_write_json
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    SMALL_FILE_MAX_BYTES, UnsafeFileError, read_json_capped)
 
 ANOMALY_LOW = 0.3
 ANOMALY_HIGH = 0.95
@@ -63,17 +66,26 @@ def ops_per_second(ctx):
     col = src.col('created')
     count = ctx.db.scalar('SELECT COUNT(*) FROM %s WHERE %s > ?' % (quote_ident(src.table), col),
                           (ctx.cutoff(src, ctx.window_s),))
+    if count < 2:
+        # One operation or none is no rate: an idle host, not a slow one.
+        raise Unavailable('idle: %s trajector%s in the last %d s, a rate needs at least two'
+                          % (count, 'y' if count == 1 else 'ies', ctx.window_s))
     return round(float(count) / ctx.window_s, 6)
 
 
 def cache_hit_rate(ctx):
     src = ctx.need('patterns', ['usage', 'last_used'])
     usage, last_used = src.col('usage'), src.col('last_used')
-    value = ctx.db.scalar(
-        'SELECT ROUND(100.0 * SUM(CASE WHEN %s > ? THEN %s ELSE 0 END) / NULLIF(SUM(%s), 0), 2) FROM %s'
-        % (last_used, usage, usage, quote_ident(src.table)), (ctx.cutoff(src, ctx.window_s),))
+    value, recent = ctx.db.query(
+        'SELECT ROUND(100.0 * SUM(CASE WHEN %s > ? THEN %s ELSE 0 END) / NULLIF(SUM(%s), 0), 2), '
+        'SUM(CASE WHEN %s > ? THEN 1 ELSE 0 END) FROM %s'
+        % (last_used, usage, usage, last_used, quote_ident(src.table)),
+        (ctx.cutoff(src, ctx.window_s), ctx.cutoff(src, ctx.window_s)))[0]
     if value is None:
         raise Unavailable('no pattern in %s has been used yet (usage is 0 everywhere)' % src.table)
+    if not recent:
+        # No lookup in the window: nothing hit or missed, so there is no hit rate (not a rate of 0).
+        raise Unavailable('idle: no pattern lookup in the last %d s' % ctx.window_s)
     return value
 
 
@@ -82,7 +94,7 @@ def truth_score_avg(ctx):
     value = ctx.db.scalar('SELECT AVG(%s) FROM %s WHERE %s > ?' % (
         src.col('score'), quote_ident(src.table), src.col('time')), (ctx.cutoff(src, ctx.window_s),))
     if value is None:
-        raise Unavailable('no verification in the last %d s' % ctx.window_s)
+        raise Unavailable('idle: no verification in the last %d s' % ctx.window_s)
     return round(value, 6)
 
 
@@ -93,7 +105,7 @@ def truth_agents(ctx):
             src.col('agent'), src.col('score'), quote_ident(src.table), src.col('time'), src.col('agent'),
             src.col('score')), (ctx.cutoff(src, ctx.window_s),))
     if not rows:
-        raise Unavailable('no verification in the last %d s' % ctx.window_s)
+        raise Unavailable('idle: no verification in the last %d s' % ctx.window_s)
     return [{'agent': agent, 'score': round(score, 6), 'verifications': count} for agent, score, count in rows]
 
 
@@ -136,7 +148,7 @@ def goap_planning(ctx):
             src.col('exec_ms'), src.col('exec_ms'), quote_ident(src.table), src.col('task_type'), src.col('created')),
         (ctx.cutoff(src, ctx.window_s),))[0]
     if not count:
-        raise Unavailable('no goap_planning trajectory in the last %d s' % ctx.window_s)
+        raise Unavailable('idle: no goap_planning trajectory in the last %d s' % ctx.window_s)
     return {'avg_ms': round(avg_ms, 3), 'max_ms': max_ms, 'count': count}
 
 
@@ -159,9 +171,10 @@ def growth_bytes_per_hour(ctx):
     """Growth of db+wal between the oldest kept sample and now; keeps samples in a small state file."""
     size = db_size_bytes(ctx) + wal_size_bytes(ctx)
     try:
-        state = read_json(ctx.growth_state, default={'samples': []})
+        state = read_json_capped(ctx.growth_state, SMALL_FILE_MAX_BYTES, what='growth state',
+                                 default={'samples': []})
         samples = [s for s in state.get('samples', []) if ctx.now - float(s['ts']) <= GROWTH_SAMPLE_KEEP_S]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, UnsafeFileError, OSError) as exc:
         raise Unavailable('growth state %s is unreadable (%s); delete it to start sampling again'
                           % (ctx.growth_state, exc))
     previous = [s for s in samples if ctx.now - float(s['ts']) >= GROWTH_MIN_SPAN_S]

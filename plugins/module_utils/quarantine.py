@@ -24,7 +24,9 @@ import re
 import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import truth
-from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import atomic_write_json, read_json
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import atomic_write_json
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    STATE_FILE_MAX_BYTES, UnsafeFileError, read_json_capped)
 
 REGISTRY_FILE = os.path.join('.swarm', 'quarantine.json')
 FORMAT = 1
@@ -61,7 +63,9 @@ def now_iso():
 def load(path):
     """The registry's entries (a list, sorted by agent). A missing file is an empty registry."""
     try:
-        data = read_json(path, default=None)
+        data = read_json_capped(path, STATE_FILE_MAX_BYTES, what='quarantine registry', default=None)
+    except UnsafeFileError as exc:
+        raise QuarantineError(str(exc))
     except ValueError as exc:
         raise QuarantineError('quarantine registry %s: %s' % (path, exc))
     except (IOError, OSError) as exc:

@@ -31,8 +31,9 @@ import sys
 import time
 import uuid
 
-from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import (
-    atomic_write_json, fsync_dir, read_json)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import atomic_write_json, fsync_dir
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    SMALL_FILE_MAX_BYTES, STATE_FILE_MAX_BYTES, UnsafeFileError, read_json_capped)
 
 LOCK_NAME = 'lock.json'
 HISTORY_NAME = 'history.json'
@@ -110,11 +111,10 @@ class Guard(object):
     # ----- reading -----
     def read_lock(self):
         try:
-            with open(self.lock_path) as handle:
-                return json.load(handle)
+            return read_json_capped(self.lock_path, SMALL_FILE_MAX_BYTES, what='guard lock', default=None)
+        except UnsafeFileError as exc:
+            raise GuardError('%s; remove it so a lock can be taken' % exc)
         except (IOError, OSError) as exc:
-            if exc.errno == errno.ENOENT:
-                return None
             raise GuardError('cannot read %s (%s); check permissions of %s' % (self.lock_path, exc, self.state_dir))
         except ValueError:
             # A lock is linked into place complete, so garbage here was written by something else.
@@ -122,9 +122,13 @@ class Guard(object):
 
     def history(self):
         try:
-            data = read_json(self.history_path, default={'entries': [], 'reset_epoch': 0})
-        except ValueError as exc:
+            data = read_json_capped(self.history_path, STATE_FILE_MAX_BYTES, what='guard history',
+                                    default={'entries': [], 'reset_epoch': 0})
+        except (ValueError, UnsafeFileError) as exc:
             raise GuardError(str(exc))
+        if not isinstance(data, dict):
+            raise GuardError('%s is not a guard history (a JSON object); move it aside to start a new one'
+                             % self.history_path)
         data.setdefault('entries', [])
         data.setdefault('reset_epoch', 0)
         return data

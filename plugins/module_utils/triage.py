@@ -18,9 +18,11 @@ import time
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    Database, MemoryDbError, check_integrity)
+    MemoryDbError, check_integrity, open_for_reading)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import Context, collect
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import fs_usage
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    LOG_TAIL_MAX_BYTES, UnsafeFileError, kind_of, tail_lines)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import classify
 
 LOG_PATTERN = re.compile(r'critical|error|fatal', re.IGNORECASE)
@@ -53,17 +55,106 @@ def integrity_mode(path, full_check_max_bytes):
     return 'full' if full_check_max_bytes and size <= full_check_max_bytes else 'quick'
 
 
-def probe_database(facts, path, window_s, busy_timeout_ms, record_growth, full_check_max_bytes=0):
+DB_METRIC_NAMES = ['ops_per_second', 'cache_hit_rate', 'goap_planning_ms', 'growth_mb_per_hour', 'db_size_bytes']
+# How far the evidence search looks into a backup or preserve dir: enough for years of timestamped
+# backups, bounded so that a huge tree cannot stall the assessment.
+EVIDENCE_MAX_DEPTH = 3
+EVIDENCE_MAX_ENTRIES = 20000
+
+
+def _dangling_ancestor(path):
+    """The first ancestor of path that is a symlink to something gone (a deleted release dir), else None."""
+    probe = os.path.dirname(os.path.abspath(path))
+    while probe and probe != os.path.dirname(probe):
+        if os.path.islink(probe) and not os.path.exists(probe):
+            return probe
+        probe = os.path.dirname(probe)
+    return None
+
+
+def _find_copy(directory, name):
+    """A file under directory (bounded walk) that is a backup or preserved copy of a DB called name."""
+    if not directory or not os.path.isdir(directory):
+        return None
+    seen = 0
+    base_depth = directory.rstrip(os.sep).count(os.sep)
+    for root, dirs, files in os.walk(directory):
+        if root.count(os.sep) - base_depth >= EVIDENCE_MAX_DEPTH:
+            dirs[:] = []
+        seen += len(dirs) + len(files)
+        for item in files:
+            if item == name or item.startswith(name + '.backup') or item == 'MANIFEST.json':
+                return os.path.join(root, item)
+        if seen > EVIDENCE_MAX_ENTRIES:
+            return None
+    return None
+
+
+def existence_evidence(path, evidence_dirs=()):
+    """What says the DB at path existed once: its -wal/-shm/-journal, its growth samples, a dangling
+    symlink on its way (a deleted release), a backup or a preserved copy of it. [] when nothing does."""
+    found = ['%s exists' % (path + suffix) for suffix in ('-wal', '-shm', '-journal', '.growth.json')
+             if os.path.lexists(path + suffix)]
+    dangling = _dangling_ancestor(path)
+    if dangling:
+        found.append('%s is a symlink to %s, which is gone' % (dangling, os.readlink(dangling)))
+    for directory in evidence_dirs:
+        copy = _find_copy(directory, os.path.basename(path))
+        if copy:
+            found.append('%s holds a copy of it (%s)' % (directory, copy))
+    return found
+
+
+def missing_db_state(path, evidence_dirs=()):
+    """(state, sentence) for a DB path that does not exist.
+
+    missing      evidence says it existed: data loss (P0 db_missing).
+    config       its directory does not exist and nothing says a DB was ever there: a path typo.
+    not_created  its directory exists, nothing says a DB was ever there: a fresh install (claude-flow
+                 creates memory.db on the first `memory store`).
+    """
+    evidence = existence_evidence(path, evidence_dirs)
+    if evidence:
+        return 'missing', 'database %s does not exist, and it did: %s' % (path, '; '.join(evidence))
+    looked = ('no -wal/-shm, no growth samples, no backup or preserved copy in %s'
+              % (' or '.join(d for d in evidence_dirs if d) or 'no backup dir given'))
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return 'config', ('configuration problem: directory %s does not exist, so database path %s is likely a typo '
+                          '(nothing says a database was ever there: %s); check path and app_dir' % (parent, path, looked))
+    return 'not_created', ('database %s not created yet: nothing says it ever existed (%s); claude-flow creates it on '
+                           'the first `memory store`. If it should exist, check path' % (path, looked))
+
+
+def probe_database(facts, path, window_s, busy_timeout_ms, record_growth, full_check_max_bytes=0, evidence_dirs=()):
+    names = DB_METRIC_NAMES
+    if not os.path.lexists(path) or (os.path.islink(path) and not os.path.exists(path)):
+        state, reason = missing_db_state(path, evidence_dirs)
+        facts.details['db_state'] = state
+        if state == 'missing':
+            facts.conditions['db_missing'] = True
+        else:
+            # Unknown is not a breach: nothing says data was lost.
+            facts.conditions['db_missing'] = None
+            facts.unknown['db_missing'] = reason
+        facts.unknown_all(names, reason)
+        return None
+    if not os.path.isfile(path) or os.path.isdir(path):
+        kind = 'a directory' if os.path.isdir(path) else kind_of(os.stat(path).st_mode)
+        reason = ('configuration problem: %s is %s, not a database file; it was not opened (that could block): check '
+                  'path' % (path, kind))
+        facts.details['db_state'] = 'config'
+        facts.conditions['db_missing'] = None
+        facts.unknown['db_missing'] = reason
+        facts.unknown['db_corrupt'] = reason
+        facts.unknown_all(names, reason)
+        return None
+    facts.details['db_state'] = 'present'
     mode = integrity_mode(path, full_check_max_bytes)
     check = check_integrity(path, mode=mode, busy_timeout_ms=busy_timeout_ms)
     pragma = 'integrity_check' if mode == 'full' else 'quick_check'
     facts.details['integrity'] = {'ok': check['ok'], 'errors': check['errors'][:10],
                                   'journal_mode': check['journal_mode'], 'check': pragma}
-    names = ['ops_per_second', 'cache_hit_rate', 'goap_planning_ms', 'growth_mb_per_hour', 'db_size_bytes']
-    if not os.path.exists(path):
-        facts.conditions['db_missing'] = True
-        facts.unknown_all(names, 'database %s does not exist' % path)
-        return None
     if not check['ok']:
         facts.conditions['db_corrupt'] = True
         facts.unknown_all(names, 'database failed %s' % pragma)
@@ -72,7 +163,7 @@ def probe_database(facts, path, window_s, busy_timeout_ms, record_growth, full_c
         return None
     facts.conditions['db_corrupt'] = False
     try:
-        with Database(path, readonly=True, busy_timeout_ms=busy_timeout_ms) as db:
+        with open_for_reading(path, busy_timeout_ms) as db:
             ctx = Context(db, window_s, record_growth=record_growth)
             metrics, unavailable = collect(ctx, DB_METRICS)
     except MemoryDbError as exc:
@@ -117,31 +208,26 @@ def probe_disk(facts, path):
 
 
 def probe_log(facts, log_path, lines):
-    if not log_path or not os.path.exists(log_path):
+    """The runbook's `tail -500 | grep -c`: reads at most LOG_TAIL_MAX_BYTES from the end, never a FIFO or a device."""
+    facts.details['log'] = None
+    facts.metrics['log_size_bytes'] = None
+    if not log_path or not os.path.lexists(log_path):
         facts.unknown['log_size_bytes'] = 'log %s does not exist' % log_path
-        facts.metrics['log_size_bytes'] = None
-        facts.details['log'] = None
         return
-    facts.metrics['log_size_bytes'] = os.path.getsize(log_path)
+    try:
+        tail, size, read = tail_lines(log_path, lines, LOG_TAIL_MAX_BYTES, what='log')
+    except UnsafeFileError as exc:
+        facts.unknown['log_size_bytes'] = 'unavailable: %s' % exc
+        return
+    except (IOError, OSError) as exc:
+        facts.unknown['log_size_bytes'] = 'unavailable: cannot read log %s (%s); check its permissions' % (log_path, exc)
+        return
+    facts.metrics['log_size_bytes'] = size
     counts = {'critical': 0, 'error': 0, 'fatal': 0}
-    for line in tail_lines(log_path, lines):
+    for line in tail:
         for match in set(m.lower() for m in LOG_PATTERN.findall(line)):
             counts[match] += 1
-    facts.details['log'] = {'path': log_path, 'lines_read': lines, 'counts': counts}
-
-
-def tail_lines(path, count, block=65536):
-    """Last count lines of a file without reading all of it (the runbook's `tail -500`)."""
-    with open(path, 'rb') as handle:
-        handle.seek(0, os.SEEK_END)
-        end = handle.tell()
-        data = b''
-        while end > 0 and data.count(b'\n') <= count:
-            start = max(0, end - block)
-            handle.seek(start)
-            data = handle.read(end - start) + data
-            end = start
-    return [line.decode('utf-8', 'replace') for line in data.splitlines()[-count:]]
+    facts.details['log'] = {'path': log_path, 'lines_read': len(tail), 'bytes_read': read, 'counts': counts}
 
 
 def probe_truth(facts, truth_reader):
@@ -174,14 +260,15 @@ def classify_facts(facts, thresholds):
     return verdict
 
 
-def truth_reader(app_dir, executable, timeout, db_path, window_s):
-    """Truth scores the way truth_info's auto source reads them; errors become a status, never a raise."""
+def truth_reader(app_dir, executable, timeout, db_path, window_s, check_mode=False):
+    """Truth scores the way truth_info's auto source reads them; errors become a status, never a raise.
+    In check mode no CLI call that writes is made (the state file is read instead)."""
     from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow, truth
 
     def read():
         try:
             return truth.collect('auto', app_dir, executable=executable, timeout=timeout, db_path=db_path,
-                                 window=window_s)
+                                 window=window_s, check_mode=check_mode)
         except (truth.TruthError, claude_flow.ClaudeFlowError) as exc:
             return {'status': 'error', 'reason': str(exc), 'overall': None, 'agents': []}
     return read
@@ -211,11 +298,12 @@ def run(params, check_mode=False):
     db_path = params['path'] or os.path.join(app_dir, '.swarm', 'memory.db')
     facts = Facts()
     probe_database(facts, db_path, window_s, params['busy_timeout'], record_growth=not check_mode,
-                   full_check_max_bytes=params.get('integrity_check_max_bytes', 0))
+                   full_check_max_bytes=params.get('integrity_check_max_bytes', 0),
+                   evidence_dirs=[params.get('backup_dir'), params.get('preserve_dir')])
     probe_health(facts, params['health_url'], params['health_timeout'])
     probe_disk(facts, db_path)
     probe_log(facts, params['log_path'], params['log_lines'])
-    probe_truth(facts, truth_reader(app_dir, params['executable'], params['timeout'], db_path, window_s))
+    probe_truth(facts, truth_reader(app_dir, params['executable'], params['timeout'], db_path, window_s, check_mode))
     probe_quarantine(facts, quarantine_reader(app_dir, params['registry'], params['known_agents'], db_path))
     verdict = classify_facts(facts, params['thresholds'])
     verdict['window_seconds'] = window_s

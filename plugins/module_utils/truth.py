@@ -27,8 +27,9 @@ import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    TEXT_UTC, Database, MemoryDbError, epoch_expr, quote_ident, to_iso)
-from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import read_json
+    TEXT_UTC, MemoryDbError, epoch_expr, open_for_reading, quote_ident, to_iso)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
+    STATE_FILE_MAX_BYTES, UnsafeFileError, read_json_capped)
 
 OK = 'ok'
 NO_DATA = 'no_data'
@@ -41,6 +42,9 @@ DEFAULT_THRESHOLD = 0.90
 HISTORY_LIMIT = 50
 # verification_status values counted as passed in a verification_history table.
 PASSED_STATUSES = ('passed', 'pass', 'success', 'succeeded', 'verified', 'ok', 'true', '1')
+
+CHECK_MODE_CLI = ('check mode: claude-flow %s rewrites files under <app_dir>/.claude-flow/metrics/ on every call '
+                  '(--version aside), so `truth --json` is not run in check mode')
 
 NO_DATA_CLI = ('claude-flow reports 0 verifications; it prints the same for no state file, an empty one and '
                'a corrupted one, so this is no data, not a score of zero')
@@ -164,7 +168,9 @@ def state_file_hint(path):
     if not os.path.exists(path):
         return '; %s does not exist (no verification has been recorded)' % path
     try:
-        data = read_json(path)
+        data = read_state(path)
+    except UnsafeFileError as exc:
+        return '; %s' % exc
     except (ValueError, IOError, OSError) as exc:
         return '; %s is corrupted: %s' % (path, exc)
     if not isinstance(data, dict) or not isinstance(data.get('history'), list):
@@ -176,6 +182,12 @@ def state_file_hint(path):
 
 # ---------------------------------------------------------------- state file
 
+def read_state(path):
+    """The state file's JSON: regular files only, at most STATE_FILE_MAX_BYTES (never a FIFO, never /dev/zero).
+    Bytes that are not UTF-8 become U+FFFD, as in the CLI (node's readFile), so both read the same history."""
+    return read_json_capped(path, STATE_FILE_MAX_BYTES, what='state file', errors='replace')
+
+
 def from_state_file(path, window=None, now=None):
     """Read .swarm/verification-memory.json directly. window: seconds of history to keep (None = all)."""
     res = result('state_file')
@@ -184,7 +196,10 @@ def from_state_file(path, window=None, now=None):
         res.update(status=NO_DATA, reason='%s does not exist: no verification has been recorded' % path)
         return res
     try:
-        data = read_json(path)
+        data = read_state(path)
+    except UnsafeFileError as exc:
+        res.update(status=ERROR, reason=str(exc))
+        return res
     except ValueError as exc:
         res.update(status=NO_DATA, reason='state file is corrupted (%s); claude-flow itself treats a corrupted file '
                    'as no data' % exc)
@@ -255,7 +270,7 @@ def verification_table_reason(db):
 def db_agents(path):
     """Distinct agent names in verification_history (empty when the table is absent or the DB unusable)."""
     try:
-        with Database(path, readonly=True) as db:
+        with open_for_reading(path) as db:
             if verification_table_reason(db):
                 return []
             source = db.source('verifications')
@@ -274,7 +289,7 @@ def from_db(path, window=None, now=None):
                    'verification_history' % path)
         return res
     try:
-        with Database(path, readonly=True) as db:
+        with open_for_reading(path) as db:
             return _read_db(db, res, window, time.time() if now is None else now)
     except MemoryDbError as exc:
         res.update(status=ERROR, reason=str(exc))
@@ -323,7 +338,7 @@ def db_has_verifications(path):
     if not os.path.isfile(path):
         return False, 'database %s does not exist' % path
     try:
-        with Database(path, readonly=True) as db:
+        with open_for_reading(path) as db:
             reason = verification_table_reason(db)
             if reason:
                 return False, reason
@@ -337,8 +352,11 @@ def db_has_verifications(path):
 # ---------------------------------------------------------------- choosing the source
 
 def collect(source, app_dir, executable=None, timeout=None, state_file=None, db_path=None, window=None,
-            threshold=DEFAULT_THRESHOLD, now=None):
+            threshold=DEFAULT_THRESHOLD, now=None, check_mode=False):
     """Truth scores from `source` (auto|cli|state_file|db), finished with agents_below.
+
+    check_mode: never run a CLI command that writes (every 2.x call does); the state file is read
+    instead where auto may choose, else the status says why nothing was measured.
 
     Raises claude_flow.ClaudeFlowError or TruthError for unusable option values only; everything the
     deployment does wrong is a status with a reason.
@@ -359,25 +377,33 @@ def collect(source, app_dir, executable=None, timeout=None, state_file=None, db_
         elif source == 'db':
             res = from_db(db_path, window, now)
         elif source == 'cli':
-            res = _cli_or_error(app_dir, executable, timeout, state_file)
+            res = _cli_or_error(app_dir, executable, timeout, state_file, check_mode)
         else:
-            res = _auto(app_dir, executable, timeout, state_file, db_path, window, now)
+            res = _auto(app_dir, executable, timeout, state_file, db_path, window, now, check_mode)
     except ScoreRangeError as exc:
         res = result(source, ERROR, str(exc))
     return finish(res, threshold)
 
 
-def _cli_or_error(app_dir, executable, timeout, state_file):
+def _cli_or_error(app_dir, executable, timeout, state_file, check_mode=False):
     try:
-        return from_cli(claude_flow.ClaudeFlow(app_dir, executable, timeout), state_file)
+        cli = claude_flow.ClaudeFlow(app_dir, executable, timeout)
+        version = cli.version()
+        if check_mode and claude_flow.writes_on_every_call(version):
+            res = result('cli', NO_DATA, CHECK_MODE_CLI % version['version'] + '; use source state_file to read the '
+                         'same scores without it')
+            res['cli_version'] = version['version']
+            return res
+        return from_cli(cli, state_file)
     except claude_flow.ClaudeFlowError as exc:
         res = result('cli', ERROR, str(exc))
         return res
 
 
-def _auto(app_dir, executable, timeout, state_file, db_path, window, now):
+def _auto(app_dir, executable, timeout, state_file, db_path, window, now, check_mode=False):
     """db when verification_history has rows; else cli on 2.x (state_file when a window is asked, as
-    the CLI cannot filter by time); else state_file when it exists; else unsupported (3.x) or error."""
+    the CLI cannot filter by time, or in check mode, as every 2.x call writes); else state_file when it
+    exists; else unsupported (3.x) or error."""
     attempts = []
     usable, why = db_has_verifications(db_path)
     if usable:
@@ -391,13 +417,14 @@ def _auto(app_dir, executable, timeout, state_file, db_path, window, now):
         version = cli.version()
     except claude_flow.ClaudeFlowError as exc:
         attempts.append({'source': 'cli', 'outcome': str(exc)})
-    state_exists = os.path.exists(state_file)
-    if version and version['major'] == 2 and not (window is not None and state_exists):
+    state_exists = os.path.lexists(state_file)
+    cli_writes = check_mode and version is not None and claude_flow.writes_on_every_call(version)
+    if version and version['major'] == 2 and not (window is not None and state_exists) and not cli_writes:
         res = from_cli(cli, state_file)
     elif state_exists:
         if version and version['major'] == 2:
-            attempts.append({'source': 'cli', 'outcome': 'skipped: truth --json cannot filter by window; '
-                             'reading the same state file directly'})
+            why = (CHECK_MODE_CLI % version['version'] if cli_writes else 'truth --json cannot filter by window')
+            attempts.append({'source': 'cli', 'outcome': 'skipped: %s; reading the same state file directly' % why})
         res = from_state_file(state_file, window, now)
         if version and version['major'] != 2:
             attempts.append({'source': 'cli', 'outcome': 'claude-flow %s has no truth command' % version['version']})
@@ -406,6 +433,9 @@ def _auto(app_dir, executable, timeout, state_file, db_path, window, now):
                 note = ('claude-flow %s does not write %s; these scores come from an earlier 2.x install (newest '
                         'entry %s)' % (version['version'], state_file, res['history'][0]['timestamp']))
                 res['reason'] = '; '.join(text for text in (res['reason'], note) if text)
+    elif cli_writes:
+        res = result('auto', NO_DATA, '%s; %s does not exist, so no verification has been recorded there'
+                     % (CHECK_MODE_CLI % version['version'], state_file))
     elif version:
         res = result('auto', UNSUPPORTED, 'claude-flow %s has no truth command and %s does not exist; this release '
                      'keeps no truth score, so none can be measured' % (version['version'], state_file))

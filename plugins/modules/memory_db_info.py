@@ -36,7 +36,8 @@ options:
   window:
     description:
       - The runbook's time window for rates and averages, in seconds or with a unit
-        (V(15m), V(1h), V(1d)).
+        (V(15m), V(1h), V(1d)), between V(1s) and V(3650d).
+      - A rate or average over no activity in the window is null and listed in RV(unavailable) as idle.
     type: str
     default: 1h
   growth_state:
@@ -148,7 +149,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    Database, MemoryDbError, common_argument_spec, elapsed_ms, inspect_file, parse_window)
+    MemoryDbError, check_busy_timeout, common_argument_spec, elapsed_ms, inspect_file, open_for_reading, parse_window)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import (
     Context, collect, select_subsets)
 
@@ -164,12 +165,13 @@ def main():
     started = time.monotonic()
     path = module.params['path']
     try:
+        check_busy_timeout(module.params['busy_timeout'])
         window_s = parse_window(module.params['window'])
         subsets = select_subsets(module.params['gather'])
         file_info = inspect_file(path)
         if file_info['problem']:
             raise MemoryDbError(file_info['problem'])
-        with Database(path, readonly=True, busy_timeout_ms=module.params['busy_timeout']) as db:
+        with open_for_reading(path, module.params['busy_timeout']) as db:
             ctx = Context(db, window_s, growth_state=module.params['growth_state'],
                           record_growth=not module.check_mode)
             metrics, unavailable = collect(ctx, subsets)

@@ -41,7 +41,7 @@ options:
       - Letters, digits, V(_), V(.) and V(-), not starting with V(-).
     type: str
   epochs:
-    description: Training epochs for O(command=train).
+    description: Training epochs for O(command=train), between 1 and 10000.
     type: int
     default: 50
 attributes:
@@ -146,8 +146,11 @@ metrics:
   type: dict
   sample: {"Epochs": "50", "Final Loss": "1.616e-3"}
 rc:
-  description: Exit code of the CLI (it does not decide success); null when nothing was run.
-  returned: always
+  description:
+    - Exit code of the CLI (it does not decide success).
+    - Absent when nothing was run (V(status)/V(patterns) on 2.x, V(train) in check mode); Ansible reads any
+      C(rc) other than 0, null included, as a failure.
+  returned: when the CLI ran
   type: int
   sample: 0
 stdout:
@@ -187,7 +190,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import RangeError, check_range
 
+EPOCHS_MAX = 10000
 DATA_RE = re.compile(r'[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}')
 
 
@@ -204,15 +209,17 @@ def main():
     command = params['command']
     out = dict(changed=False, status='ok', reason=None, cli_version=None, cli_command=None, would_run=None,
                components=None, summary=None, patterns=None, total_patterns=None, trajectories=None, metrics=None,
-               rc=None, stdout='', stderr='', timed_out=False, orphans=None, duration_ms=None)
+               stdout='', stderr='', timed_out=False, orphans=None, duration_ms=None)
 
     def finish(**extra):
         out.update(extra)
         out['execution_time_ms'] = int(round((time.monotonic() - started) * 1000))
         return out
 
-    if params['epochs'] <= 0:
-        module.fail_json(msg='epochs must be a positive number, got %s' % params['epochs'])
+    try:
+        check_range('epochs', params['epochs'], 1, EPOCHS_MAX)
+    except RangeError as exc:
+        module.fail_json(msg=str(exc))
     if params['data'] is not None and not DATA_RE.fullmatch(params['data']):
         module.fail_json(msg='data %r is not a data set name; use letters, digits, _, . or - (for example recent '
                          'or goap_heuristics)' % params['data'])

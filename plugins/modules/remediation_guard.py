@@ -61,7 +61,7 @@ options:
     description:
       - Seconds the lock stays valid without a renewal (O(state=renewed)); V(0) switches the lease off, so
         only the keeper, the boot id and O(ttl) decide staleness.
-      - Must be longer than the longest step between two renewals.
+      - Must be longer than the longest step between two renewals. Between 0 and 604800 (a week).
     type: int
     default: 0
   owner:
@@ -69,27 +69,27 @@ options:
     type: str
     default: ansible
   ttl:
-    description: Seconds after which a lock counts as stale even if its keeper still runs.
+    description: Seconds after which a lock counts as stale even if its keeper still runs. Between 1 and 604800 (a week).
     type: int
     default: 3600
   wait_timeout:
-    description: Seconds to wait for a lock held by another live run before failing.
+    description: Seconds to wait for a lock held by another live run before failing. Between 0 and 86400.
     type: int
     default: 0
   poll_interval:
-    description: Seconds between looks at a held lock while waiting.
+    description: Seconds between looks at a held lock while waiting. Between 0.05 and 60.
     type: float
     default: 1.0
   cooldown:
-    description: Minimum seconds between the end of one counted remediation and the start of the next.
+    description: Minimum seconds between the end of one counted remediation and the start of the next. Between 0 and 2592000 (30 days).
     type: int
     default: 300
   window:
-    description: The circuit breaker's window in seconds.
+    description: The circuit breaker's window in seconds. Between 1 and 31536000 (365 days).
     type: int
     default: 3600
   max_remediations:
-    description: Counted remediations inside O(window) that open the circuit breaker; V(0) switches it off.
+    description: Counted remediations inside O(window) that open the circuit breaker; V(0) switches it off. Between 0 and 1000.
     type: int
     default: 3
   outcome:
@@ -206,6 +206,19 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.claude_flow.runbook.plugins.module_utils.remediation_guard import Guard, GuardError
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import RangeError, check_range
+
+WEEK = 7 * 86400
+# (option, lowest, highest, unit): a value outside is refused with this range named.
+RANGES = (
+    ('ttl', 1, WEEK, 'seconds'),
+    ('lease', 0, WEEK, 'seconds'),
+    ('wait_timeout', 0, 86400, 'seconds'),
+    ('poll_interval', 0.05, 60, 'seconds'),
+    ('cooldown', 0, 30 * 86400, 'seconds'),
+    ('window', 1, 365 * 86400, 'seconds'),
+    ('max_remediations', 0, 1000, ''),
+)
 
 
 def main():
@@ -234,11 +247,12 @@ def main():
     )
     started = time.monotonic()
     p = module.params
-    for name in ('ttl', 'cooldown', 'window', 'max_remediations', 'wait_timeout', 'lease'):
-        if p[name] < 0:
-            module.fail_json(msg='%s must be 0 or more seconds/count, got %d' % (name, p[name]))
-    if p['ttl'] == 0:
-        module.fail_json(msg='ttl must be more than 0 seconds; it bounds how long a dead run can block the host')
+    for name, low, high, unit in RANGES:
+        try:
+            check_range(name, p[name], low, high, unit)
+        except RangeError as exc:
+            module.fail_json(msg='%s%s' % (exc, ' (ttl bounds how long a dead run can block the host)'
+                                           if name == 'ttl' else ''))
     if p['lease'] > p['ttl']:
         module.fail_json(msg='lease (%d s) must not be longer than ttl (%d s); lower the lease or raise the ttl'
                          % (p['lease'], p['ttl']))

@@ -30,7 +30,7 @@ options:
     description: The memory database. Defaults to C(<app_dir>/.swarm/memory.db).
     type: path
   busy_timeout:
-    description: Milliseconds to wait for a database lock.
+    description: Milliseconds to wait for a database lock, between 0 and 600000.
     type: int
     default: 5000
   integrity_check_max_bytes:
@@ -40,6 +40,7 @@ options:
         that comparison, so the assessment stays fast; C(memory_db_check) with O(claude_flow.runbook.memory_db_check#module:mode=full)
         is the full check for those.
       - V(0) always uses C(quick_check). C(check) in RV(details)C(.integrity) says which one ran.
+      - At most 1 TiB (1099511627776).
       - Measured with the indexes memory_db_optimize creates, warm page cache, 2 cores - 100k rows (22 MB)
         integrity_check 0.12 s vs quick_check 0.01 s; 1M rows (166 MB) 2.0 s vs 0.16 s. The default
         (64 MiB) keeps the full check under about half a second.
@@ -50,19 +51,25 @@ options:
     type: str
     default: http://localhost:8080/health
   health_timeout:
-    description: Seconds to wait for the health endpoint.
+    description: Seconds to wait for the health endpoint, between 1 and 300.
     type: int
     default: 3
   log_path:
-    description: The application log whose last O(log_lines) lines are searched for critical, error and fatal.
+    description:
+      - The application log whose last O(log_lines) lines are searched for critical, error and fatal.
+      - Only a regular file is read, and only its last 4 MiB however long its lines; a FIFO, a device or a socket
+        is not opened for reading and C(log_size_bytes) is then unknown with the reason.
     type: path
     default: /var/log/claude-code/application.log
   log_lines:
-    description: How many lines from the end of the log to read (the runbook's C(tail -500)).
+    description: How many lines from the end of the log to read (the runbook's C(tail -500)), between 1 and 100000.
     type: int
     default: 500
   window:
-    description: Time window for rates and averages, in seconds or with a unit (V(15m), V(1h)).
+    description:
+      - Time window for rates and averages, in seconds or with a unit (V(15m), V(1h)), between V(1s) and V(3650d).
+      - A rate or average over no activity in the window (no pattern lookups, fewer than two trajectories, no
+        GOAP planning rows) is unknown ("idle"), never 0.
     type: str
     default: 1h
   thresholds:
@@ -80,10 +87,28 @@ options:
     description: Agents the quarantined ratio is measured against; by default those seen in the truth data.
     type: list
     elements: str
+  backup_dir:
+    description:
+      - Where backups of the database are kept. Only read, to tell a database that is gone (a backup of it exists)
+        from one that was never created.
+      - A missing database is C(db_missing) (P0, data loss) only when something says it existed - its C(-wal)/C(-shm),
+        its growth samples (C(<path>.growth.json)), a dangling symlink on its path, a backup in O(backup_dir) or a
+        copy in O(preserve_dir). Otherwise it is unknown - "not created yet" (a fresh install, claude-flow creates it
+        on the first C(memory store)) or a configuration problem when its directory does not exist - and
+        RV(details)C(.db_state) says which.
+    type: path
+    default: /var/backups/claude-code
+  preserve_dir:
+    description: Where the collection preserves replaced databases; only read, as for O(backup_dir).
+    type: path
+    default: /var/lib/claude-flow-runbook/preserved
 attributes:
   check_mode:
     support: full
-    details: Reads only; in check mode the growth sample is not recorded.
+    details:
+      - Reads only; in check mode the growth sample is not recorded.
+      - A claude-flow 2.x CLI rewrites files under C(<app_dir>/.claude-flow/metrics/) on every call, so in check mode
+        the truth score is read from C(.swarm/verification-memory.json) and the CLI is not run.
   diff_mode:
     support: none
   platform:
@@ -157,9 +182,18 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.claude_flow.runbook.plugins.module_utils.claude_flow import (
     ClaudeFlowError, check_timeout, common_argument_spec, reject_npx)
-from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import MemoryDbError, elapsed_ms
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
+    MemoryDbError, check_busy_timeout, elapsed_ms)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import RangeError, check_range
 from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import ThresholdError, merge_thresholds
 from ansible_collections.claude_flow.runbook.plugins.module_utils.triage import run
+
+# (option, lowest, highest, unit): a value outside is refused with this range named.
+RANGES = (
+    ('integrity_check_max_bytes', 0, 1 << 40, 'bytes'),
+    ('health_timeout', 1, 300, 'seconds'),
+    ('log_lines', 1, 100000, 'lines'),
+)
 
 
 def main():
@@ -176,21 +210,21 @@ def main():
         thresholds=dict(type='dict', default={}),
         registry=dict(type='path'),
         known_agents=dict(type='list', elements='str'),
+        backup_dir=dict(type='path', default='/var/backups/claude-code'),
+        preserve_dir=dict(type='path', default='/var/lib/claude-flow-runbook/preserved'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     started = time.monotonic()
     params = module.params
     try:
-        if params['log_lines'] < 1 or params['health_timeout'] < 1:
-            raise MemoryDbError('log_lines and health_timeout must be 1 or more')
-        if params['integrity_check_max_bytes'] < 0:
-            raise MemoryDbError('integrity_check_max_bytes must be 0 (always quick_check) or more, got %d'
-                                % params['integrity_check_max_bytes'])
+        for name, low, high, unit in RANGES:
+            check_range(name, params[name], low, high, unit)
+        check_busy_timeout(params['busy_timeout'])
         reject_npx(params['executable'])
         check_timeout(params['timeout'])
         merge_thresholds(params['thresholds'])
         verdict = run(params, check_mode=module.check_mode)
-    except (MemoryDbError, ClaudeFlowError, ThresholdError) as exc:
+    except (MemoryDbError, ClaudeFlowError, ThresholdError, RangeError) as exc:
         module.fail_json(msg=str(exc), execution_time_ms=elapsed_ms(started))
     module.exit_json(changed=False, execution_time_ms=elapsed_ms(started), **verdict)
 

@@ -51,18 +51,22 @@ options:
     description:
       - Only count verifications newer than this, for example V(1h), V(15m), V(2d) or a number of seconds.
       - Works with V(state_file) and V(db); an error with V(cli).
+      - Between V(1s) and V(3650d); anything else (V(0), negative, V(inf), V(1e400h)) is refused.
     type: str
   threshold:
     description:
       - Agents whose score is below this are returned in RV(agents_below) (the runbook's
         C(select(.score < 0.90))). Agents without a score are never below it.
-      - A ratio between 0 and 1.
+      - A ratio, more than 0 and at most 1.
     type: float
     default: 0.90
 attributes:
   check_mode:
     support: full
-    description: Reads exactly as outside check mode; it never changes anything.
+    description:
+      - Never changes anything. A claude-flow 2.x CLI rewrites files under C(<app_dir>/.claude-flow/metrics/) on every
+        call but C(--version), so in check mode C(truth --json) is not run - V(auto) reads O(state_file) instead,
+        V(cli) returns C(no_data) saying so.
   diff_mode:
     description: Nothing is changed, so there is no diff.
     support: none
@@ -207,7 +211,7 @@ def main():
         claude_flow.check_timeout(params['timeout'])
         res = truth.collect(params['source'], params['app_dir'], executable=params['executable'],
                             timeout=params['timeout'], state_file=params['state_file'], db_path=params['path'],
-                            window=window, threshold=params['threshold'])
+                            window=window, threshold=params['threshold'], check_mode=module.check_mode)
     except (MemoryDbError, truth.TruthError, claude_flow.ClaudeFlowError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(

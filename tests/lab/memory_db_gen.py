@@ -873,6 +873,20 @@ def _settle(path):
             os.unlink(path + suffix)
 
 
+def make_idle(path):
+    """Make the last day idle in a runbook/reasoningbank DB: no pattern used and a single trajectory in it
+    (everything else moved three days back). A rate or hit rate over that is no measurement."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("UPDATE patterns SET last_used = datetime('now', '-3 days')")
+        conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-3 days')")
+        conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-1 minute') WHERE rowid = "
+                     "(SELECT MIN(rowid) FROM task_trajectories)")
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def corrupt(path, mode, seed=0):
     """Damage the DB at path the way `mode` says and return what was done.
 

@@ -187,6 +187,59 @@ def test_version_from_the_standin(tmp_path):
         assert (info['version'], info['major']) == (version, major)
 
 
+def write_package_json(app, raw):
+    package = os.path.join(app, 'node_modules', 'claude-flow')
+    os.makedirs(package, exist_ok=True)
+    with open(os.path.join(package, 'package.json'), 'w' if isinstance(raw, str) else 'wb') as handle:
+        handle.write(raw)
+
+
+def test_version_comes_from_package_json_without_starting_the_cli(tmp_path):
+    # The executable would fail if started: the version can only have come from package.json.
+    app = make_app(tmp_path, executable='#!/bin/sh\necho started >> "$0.calls"\nexit 3\n')
+    write_package_json(app, json.dumps({'name': 'claude-flow', 'version': '2.7.47', 'bin': {}}))
+    info = cf.ClaudeFlow(app).version()
+    assert (info['version'], info['major'], info['product'], info['source']) == ('2.7.47', 2, 'claude-flow',
+                                                                                 'package.json')
+    assert not os.path.exists(os.path.join(app, 'node_modules', '.bin', 'claude-flow.calls'))
+    assert cf.installed_version(app)['version'] == '2.7.47'
+    write_package_json(app, json.dumps({'version': '3.43.0'}))
+    assert cf.ClaudeFlow(app).version()['product'] == 'ruflo'
+
+
+@pytest.mark.parametrize('raw', [None, '{"version": 7}', 'not json', '{"name": "claude-flow"}', b'{"version": "\xff"}'])
+def test_version_falls_back_to_the_cli_without_a_usable_package_json(tmp_path, raw):
+    app = make_app(tmp_path, '3.43.0')
+    if raw is not None:
+        write_package_json(app, raw)
+    info = cf.ClaudeFlow(app).version()
+    assert (info['version'], info['source']) == ('3.43.0', '--version')
+
+
+def test_package_json_read_is_capped_and_never_blocks(tmp_path):
+    app = make_app(tmp_path, '3.43.0')
+    package = os.path.join(app, 'node_modules', 'claude-flow')
+    os.makedirs(package)
+    os.mkfifo(os.path.join(package, 'package.json'))  # opened for reading, it would block
+    assert cf.installed_version(app) is None
+    os.unlink(os.path.join(package, 'package.json'))
+    write_package_json(app, '{"version": "2.7.47", "pad": "%s"}' % ('x' * (2 * 1024 * 1024)))
+    assert cf.installed_version(app) is None and cf.ClaudeFlow(app).version()['version'] == '3.43.0'
+
+
+def test_an_explicit_executable_is_asked_itself(tmp_path):
+    app = make_app(tmp_path, '3.43.0')
+    write_package_json(app, json.dumps({'version': '2.7.47'}))
+    cli = cf.ClaudeFlow(app, executable=os.path.join(app, 'node_modules', '.bin', 'claude-flow'))
+    assert cli.version()['version'] == '3.43.0'
+
+
+@pytest.mark.parametrize('value', [0, -5, 86401, 10 ** 20])
+def test_timeout_range_is_named(value):
+    with pytest.raises(cf.ClaudeFlowError, match='timeout must be between 1 and 86400 seconds'):
+        cf.check_timeout(value)
+
+
 def test_plain_text_agent_output_is_not_taken_for_truth_json(tmp_path):
     """`truth --json --agent nosuch` prints plain text: the parser must say 'no truth JSON'."""
     app = make_app(tmp_path, history=[{'taskId': 't1', 'agentType': 'coder', 'score': 0.9, 'passed': True,

@@ -1,5 +1,6 @@
 """memory_db: file inspection, profile detection, time units, windows, source mapping."""
 
+import os
 import sqlite3
 import time
 
@@ -32,6 +33,32 @@ def test_parse_window(text, seconds):
 def test_parse_window_rejects(text):
     with pytest.raises(memory_db.MemoryDbError):
         memory_db.parse_window(text)
+
+
+@pytest.mark.parametrize('text', ['1e400h', '1e400', 'inf', '-inf', 'infh', 'nan', '1e308d', '3651d', 1e400, 10 ** 400,
+                                  float('nan'), '0.5', '9' * 400])
+def test_parse_window_never_overflows_and_names_the_range(text):
+    with pytest.raises(memory_db.MemoryDbError) as err:
+        memory_db.parse_window(text)
+    assert '1s to 3650d' in str(err.value) and len(str(err.value)) < 300
+
+
+def test_parse_window_upper_bound_is_accepted():
+    assert memory_db.parse_window('3650d') == 3650 * 86400
+
+
+def test_inspect_file_refuses_special_files_without_opening(tmp_path):
+    fifo = str(tmp_path / 'memory.db')
+    os.mkfifo(fifo)
+    info = memory_db.inspect_file(fifo)  # opening a FIFO for reading would block here
+    assert 'FIFO' in info['problem'] and not info['header_ok']
+    assert 'character device' in memory_db.inspect_file('/dev/zero')['problem']
+
+
+@pytest.mark.parametrize('value', [-1, 600001, 10 ** 30])
+def test_busy_timeout_range(value):
+    with pytest.raises(memory_db.MemoryDbError, match='between 0 and 600000 milliseconds'):
+        memory_db.check_busy_timeout(value)
 
 
 def test_time_units_round_trip():

@@ -175,3 +175,29 @@ def test_parallel_runs_lose_no_entry(app):
         results = list(pool.map(lambda a: run_module('agent_quarantine', {'app_dir': app, 'agent': a}), agents))
     assert all(r['changed'] for r in results)
     assert [e['agent'] for e in json.loads(read(registry_of(app)))['quarantined']] == agents
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'device', 'huge'])
+def test_special_or_huge_registry_is_refused_without_blocking(app, kind):
+    registry = registry_of(app)
+    if kind == 'fifo':
+        os.mkfifo(registry)
+    elif kind == 'device':
+        os.symlink('/dev/zero', registry)
+    else:
+        with open(registry, 'wb') as handle:
+            handle.truncate(32 * 1024 * 1024)  # sparse
+    result = run_module('agent_quarantine', {'app_dir': app, 'agent': 'coder'}, timeout=20)
+    assert result['failed'] and result['_rc'] == 1
+    words = {'fifo': 'FIFO', 'device': 'character device', 'huge': 'more than the 16777216 bytes'}[kind]
+    assert words in result['msg'] and registry in result['msg']
+    if kind != 'huge':
+        assert not stat.S_ISREG(os.stat(registry).st_mode)  # still the special file: nothing replaced it
+
+
+def test_fifo_state_file_leaves_known_agents_unknown(app):
+    state = os.path.join(app, '.swarm', 'verification-memory.json')
+    os.mkfifo(state)
+    result = run_module('agent_quarantine', {'app_dir': app, 'state': 'query'}, timeout=20)
+    assert not result.get('failed'), result
+    assert result['known_agents'] is None and 'FIFO' in result['quarantined_ratio_reason']

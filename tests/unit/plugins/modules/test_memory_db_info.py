@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+import memory_db_gen
 from dbfactory import make_db, sha256
 
 
@@ -49,13 +50,16 @@ def test_v3_reads_epoch_ms_columns(module, tmp_path):
     assert r['anomalous_patterns']['recent'][0]['created_at'].endswith('Z')
 
 
-def test_empty_table_is_unavailable_but_rows_outside_window_are_zero(module, tmp_path):
+def test_empty_table_and_idle_window_are_unavailable_but_counts_outside_window_are_zero(module, tmp_path):
     path = make_db(tmp_path, 'runbook', rows=3000)
     conn = sqlite3.connect(path)
     conn.execute("UPDATE task_trajectories SET created_at = datetime('now', '-3 days')")
+    conn.execute("UPDATE patterns SET created_at = datetime('now', '-3 days')")
     conn.commit()
-    r = info(module, path, gather=['ops_per_second'])
-    assert r['ops_per_second'] == 0.0 and 'ops_per_second' not in r['unavailable']
+    r = info(module, path, gather=['ops_per_second', 'patterns_created_24h'])
+    # No activity in the window is no rate (idle), not a rate of 0; a count of 0 is a real count.
+    assert r['ops_per_second'] is None and r['unavailable']['ops_per_second'].startswith('idle: 0 trajectories')
+    assert r['patterns_created_24h'] == 0 and 'patterns_created_24h' not in r['unavailable']
     conn.execute('DELETE FROM task_trajectories')
     conn.commit()
     conn.close()
@@ -108,3 +112,37 @@ def test_corrupt_or_missing_db_fails_with_a_clear_message(module, tmp_path):
     empty.write_bytes(b'')
     r = module('memory_db_info', {'path': str(empty)})
     assert r['failed'] and 'zero bytes' in r['msg']
+
+
+def test_idle_window_gives_no_cache_hit_rate_and_one_trajectory_no_rate(module, tmp_path):
+    path = make_db(tmp_path, 'runbook', rows=3000)
+    memory_db_gen.make_idle(path)
+    r = info(module, path, gather=['cache_hit_rate', 'ops_per_second', 'goap_planning'])
+    # No lookup in the window: a hit rate of 0 would read as P1 on an idle host.
+    assert r['cache_hit_rate'] is None and r['unavailable']['cache_hit_rate'].startswith('idle: no pattern lookup')
+    assert r['ops_per_second'] is None and r['unavailable']['ops_per_second'].startswith('idle: 1 trajectory')
+    assert r['goap_planning'] is None and r['unavailable']['goap_planning'].startswith('idle:')
+
+
+@pytest.mark.parametrize('window', ['1e400h', 'inf', 'nan', '-1h', '0'])
+def test_absurd_windows_fail_naming_the_range(module, tmp_path, window):
+    path = make_db(tmp_path, 'runbook', rows=500)
+    before = sha256(path)
+    result = module('memory_db_info', {'path': path, 'window': window})
+    assert result['failed'] and '1s to 3650d' in result['msg'] and sha256(path) == before
+
+
+def test_fifo_db_path_fails_without_blocking(module, tmp_path):
+    fifo = str(tmp_path / 'memory.db')
+    os.mkfifo(fifo)
+    result = module('memory_db_info', {'path': fifo}, timeout=20)
+    assert result['failed'] and 'FIFO' in result['msg']
+
+
+def test_special_growth_state_is_unavailable_without_blocking(module, tmp_path):
+    path = make_db(tmp_path, 'runbook', rows=500)
+    state = str(tmp_path / 'growth.json')
+    os.mkfifo(state)
+    r = module('memory_db_info', {'path': path, 'gather': ['growth_bytes_per_hour'], 'growth_state': state},
+               check_mode=True, timeout=20)
+    assert not r.get('failed') and 'FIFO' in r['unavailable']['growth_bytes_per_hour']

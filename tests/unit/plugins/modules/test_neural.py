@@ -43,6 +43,8 @@ def test_status_and_patterns_are_unsupported_on_2x(tmp_path, command):
     assert (result['_rc'], result['changed'], result['status']) == (0, False, 'unsupported')
     assert 'Unknown neural subcommand' in result['reason'] and '2.7.47' in result['reason']
     assert result['cli_command'] is None  # nothing was run
+    # Ansible fails any result whose rc is present and not 0, null included: nothing ran, so no rc.
+    assert 'rc' not in result
 
 
 def test_train_on_3x_has_no_data_option(tmp_path):
@@ -98,12 +100,23 @@ def test_check_mode_train_runs_nothing(tmp_path):
     assert (result['changed'], result['cli_command']) == (True, None)
     assert result['would_run'] == [os.path.join(app, 'node_modules', '.bin', 'claude-flow'),
                                    'training', 'neural-train', '--data', 'recent', '--epochs', '5']
+    assert 'rc' not in result
+    # ... and nothing under the app dir changed: 2.x writes .claude-flow/metrics on every call but --version.
+    assert not os.path.exists(os.path.join(app, '.claude-flow'))
+
+
+@pytest.mark.parametrize('epochs', [0, -1, 10001, 10 ** 18])
+def test_epochs_range_is_named(tmp_path, epochs):
+    app = make_app(tmp_path)
+    result = run_module('neural', {'app_dir': app, 'command': 'train', 'epochs': epochs}, check_mode=True)
+    assert result['failed'] and 'epochs must be between 1 and 10000' in result['msg']
 
 
 def test_status_in_check_mode_still_reads(tmp_path):
     app = make_app(tmp_path, '3.43.0')
     result = run_module('neural', {'app_dir': app}, check_mode=True)
     assert result['changed'] is False and len(result['components']) == 12
+    assert result['rc'] == 0
 
 
 @pytest.mark.parametrize('args, words', [

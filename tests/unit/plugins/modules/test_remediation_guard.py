@@ -6,6 +6,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 
 NAME = 'remediation_guard'
 
@@ -178,3 +180,25 @@ def test_renew_in_check_mode_changes_nothing(module, tmp_path):
                     check_mode=True)
     assert not result.get('failed') and result['renewed'] is False and 'would renew' in result['msg']
     assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize('args, words', [
+    ({'poll_interval': float('inf')}, 'poll_interval must be between 0.05 and 60 seconds'),
+    ({'poll_interval': float('nan')}, 'poll_interval must be between 0.05 and 60 seconds'),
+    ({'ttl': 0}, 'ttl must be between 1 and 604800 seconds'),
+    ({'ttl': 10 ** 12}, 'ttl must be between 1 and 604800 seconds'),
+    ({'wait_timeout': 10 ** 9}, 'wait_timeout must be between 0 and 86400 seconds'),
+    ({'cooldown': -1}, 'cooldown must be between 0 and 2592000 seconds'),
+    ({'window': 0}, 'window must be between 1 and 31536000 seconds'),
+    ({'max_remediations': 10 ** 6}, 'max_remediations must be between 0 and 1000'),
+])
+def test_out_of_range_options_name_the_range(module, tmp_path, args, words):
+    result = guard(module, tmp_path, state='acquired', incident_id='INC-1', **args)
+    assert result['failed'] and words in result['msg'], result
+    assert not os.path.exists(os.path.join(str(tmp_path), 'lock.json'))
+
+
+def test_fifo_history_is_refused_without_blocking(module, tmp_path):
+    os.mkfifo(os.path.join(str(tmp_path), 'history.json'))
+    result = module(NAME, {'state_dir': str(tmp_path), 'state': 'check'}, timeout=20)
+    assert result['failed'] and 'FIFO' in result['msg']

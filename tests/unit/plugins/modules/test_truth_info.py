@@ -261,6 +261,72 @@ def test_check_mode_reads_the_same(tmp_path):
     assert result['changed'] is False and result['overall'] == pytest.approx(OVERALL)
 
 
+def test_check_mode_on_2x_runs_no_cli_call_that_writes(tmp_path):
+    app = make_app(tmp_path, reference_state=True)
+    metrics = os.path.join(app, '.claude-flow', 'metrics')
+    result = run_module('truth_info', {'app_dir': app}, check_mode=True)
+    # The same scores, read from the state file `truth --json` reads, and nothing written under the app dir.
+    assert (result['status'], result['source'], result['cli_command']) == ('ok', 'state_file', None)
+    assert result['overall'] == pytest.approx(OVERALL) and not os.path.exists(metrics)
+    assert 'check mode' in result['attempts'][-1]['outcome'] and '.claude-flow/metrics' in result['attempts'][-1]['outcome']
+    cli = run_module('truth_info', {'app_dir': app, 'source': 'cli'}, check_mode=True)
+    assert (cli['status'], cli['overall'], cli['cli_command']) == ('no_data', None, None)
+    assert 'check mode' in cli['reason'] and 'source state_file' in cli['reason'] and not os.path.exists(metrics)
+    # Outside check mode the (stand-in) CLI writes there, as the real 2.x does: the test above can fail.
+    assert run_module('truth_info', {'app_dir': app, 'source': 'cli'})['status'] == 'ok'
+    assert sorted(os.listdir(metrics)) == ['performance.json', 'system-metrics.json', 'task-metrics.json']
+
+
+def test_check_mode_on_3x_may_still_ask_the_version(tmp_path):
+    app = make_app(tmp_path, '3.43.0', reference_state=True)
+    result = run_module('truth_info', {'app_dir': app}, check_mode=True)
+    assert (result['status'], result['source'], result['cli_version']) == ('ok', 'state_file', '3.43.0')
+
+
+@pytest.mark.parametrize('special', ['fifo', '/dev/zero'])
+def test_special_state_file_is_an_error_status_without_blocking(tmp_path, special):
+    app = make_app(tmp_path)
+    state = os.path.join(app, '.swarm', 'verification-memory.json')
+    os.makedirs(os.path.dirname(state))
+    if special == 'fifo':
+        os.mkfifo(state)
+    else:
+        os.symlink(special, state)
+    started = time.monotonic()
+    result = run_module('truth_info', {'app_dir': app, 'source': 'state_file'}, timeout=20)
+    assert time.monotonic() - started < 15
+    assert (result['_rc'], result['status'], result['overall']) == (0, 'error', None)
+    assert ('FIFO' if special == 'fifo' else 'character device') in result['reason']
+
+
+def test_oversized_state_file_is_refused_by_size(tmp_path):
+    app = make_app(tmp_path)
+    state = os.path.join(app, '.swarm', 'verification-memory.json')
+    os.makedirs(os.path.dirname(state))
+    with open(state, 'wb') as handle:
+        handle.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of zero bytes, no disk used
+    result = run_module('truth_info', {'app_dir': app, 'source': 'state_file'})
+    assert result['status'] == 'error' and 'more than the 16777216 bytes' in result['reason']
+
+
+def test_non_utf8_state_file_reads_like_the_cli(tmp_path):
+    app = make_app(tmp_path, raw_state="{}")
+    with open(os.path.join(app, '.swarm', 'verification-memory.json'), 'wb') as handle:
+        handle.write(b'{"history": [{"agentType": "\xff\xfe", "score": 0.5, "timestamp": "2026-11-28T05:00:00Z"}]}')
+    from_file = run_module('truth_info', {'app_dir': app, 'source': 'state_file'})
+    from_cli = run_module('truth_info', {'app_dir': app, 'source': 'cli'})
+    for result in (from_file, from_cli):
+        assert (result['status'], result['overall']) == ('ok', 0.5), result
+        assert [a['agent'] for a in result['agents']] == [u'\ufffd\ufffd']
+
+
+@pytest.mark.parametrize('window', ['1e400h', 'inf', 'nan', '-1h', '0', '3651d'])
+def test_absurd_windows_fail_naming_the_range(tmp_path, window):
+    app = make_app(tmp_path, reference_state=True)
+    result = run_module('truth_info', {'app_dir': app, 'source': 'state_file', 'window': window})
+    assert result['failed'] and '1s to 3650d' in result['msg']
+
+
 FAKE_CLI = '''#!%s
 import sys, time
 if sys.argv[1:] == ['--version']:
