@@ -7,15 +7,17 @@ COLLECTION_LINK := .collections/ansible_collections/claude_flow/runbook
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test deps venv collection unit lint sanity lab-up lab-down bench bench-smoke clean
+.PHONY: demo test deps venv collection unit lint sanity environments newcomer lab-up lab-down bench bench-smoke clean
 
 deps:
 	@bash tests/lab/ensure-deps.sh
 
-$(VENV)/.stamp: requirements.txt
+# The developers' toolchain (requirements-dev.txt); requirements.txt is what the collection itself
+# needs on a controller (tests/newcomer checks a venv with only that).
+$(VENV)/.stamp: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
 venv: deps $(VENV)/.stamp collection
@@ -32,11 +34,28 @@ unit: venv
 test: venv
 	bash tests/run-all.sh
 
+lint: venv
+	bash tests/ci/lint.sh
+
+sanity: venv
+	bash tests/ci/sanity.sh
+
+# ansible-builder create for execution-environment.yml and decision-environment.yml.
+environments: venv
+	bash tests/ci/environments.sh
+
+# The README's "Use it on your hosts" through the built tarball on one lab host (root).
+newcomer: venv
+	bash tests/newcomer/run.sh
+
 clean:
 	rm -rf $(VENV) .collections build tests/output
 
 bench: venv
 	bash bench/run.sh
+
+bench-smoke: venv
+	bash bench/run.sh --smoke
 
 lab-up: venv
 	$(BIN)/python tests/lab/lab.py up --hosts 5

@@ -31,15 +31,37 @@ unit_phase() {
   pytest_phase tests/unit
 }
 
+# A phase script that is missing or lost its exec bit fails its phase (it is never dropped silently).
+script_phase() {
+  local name=$1 script=$2; shift 2
+  if [ ! -f "$script" ]; then
+    phase "$name" missing_phase "$script"
+  elif [ ! -x "$script" ]; then
+    phase "$name" not_executable "$script"
+  else
+    phase "$name" bash "$script" "$@"
+  fi
+}
+missing_phase() { echo "$1 does not exist" >&2; return 1; }
+not_executable() { echo "$1 is not executable (chmod +x $1; git update-index --chmod=+x $1)" >&2; return 1; }
+# A test directory that is gone fails its phase too.
+dir_phase() {
+  local name=$1 dir=$2
+  if [ -d "$dir" ]; then phase "$name" pytest_phase "$dir"; else phase "$name" missing_phase "$dir"; fi
+}
+
 phase unit unit_phase
-[ -x tests/ci/lint.sh ] && phase lint bash tests/ci/lint.sh
-[ -x tests/ci/sanity.sh ] && phase sanity bash tests/ci/sanity.sh
-[ -x tests/ci/versions.sh ] && phase versions bash tests/ci/versions.sh
-[ -d tests/lab_tests ] && phase lab pytest_phase tests/lab_tests
-[ -d tests/faults ] && phase faults pytest_phase tests/faults
-[ -x tests/ci/molecule.sh ] && phase molecule bash tests/ci/molecule.sh
-[ -d tests/eda ] && phase eda pytest_phase tests/eda
-[ -x bench/run.sh ] && phase bench-smoke bash bench/run.sh --smoke
+dir_phase ci-scripts tests/ci
+script_phase lint tests/ci/lint.sh
+script_phase sanity tests/ci/sanity.sh
+script_phase versions tests/ci/versions.sh
+script_phase environments tests/ci/environments.sh
+dir_phase lab tests/lab_tests
+dir_phase faults tests/faults
+script_phase molecule tests/ci/molecule.sh
+dir_phase eda tests/eda
+script_phase newcomer tests/newcomer/run.sh
+script_phase bench-smoke bench/run.sh --smoke
 
 echo
 if [ "$failed" -gt 0 ]; then echo "failed phases: ${failed_names[*]}"; fi

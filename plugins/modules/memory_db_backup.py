@@ -11,7 +11,7 @@ DOCUMENTATION = r'''
 ---
 module: memory_db_backup
 short_description: Take a verified online backup of claude-flow's memory.db
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Copies the database with SQLite's online backup API while the service keeps it open and writes to it
     (in WAL mode writers are not blocked); never with C(cp).

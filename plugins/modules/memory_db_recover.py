@@ -11,7 +11,7 @@ DOCUMENTATION = r'''
 ---
 module: memory_db_recover
 short_description: Salvage a damaged memory.db into a new file with SQLite's .recover
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Runs the equivalent of C(sqlite3 path .recover | sqlite3 dest) (two processes joined by a pipe, no shell, with
     a timeout) and writes the result to the NEW file O(dest). The original database is only ever opened read-only

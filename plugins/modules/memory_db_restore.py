@@ -11,7 +11,7 @@ DOCUMENTATION = r'''
 ---
 module: memory_db_restore
 short_description: Restore claude-flow's memory.db from a verified backup, without losing the current one
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Restores from an explicit backup file O(src), or from the newest I(verified) backup found under O(backup_dir)
     (see M(claude_flow.runbook.memory_db_backup) for what verified means). Candidates that fail verification are

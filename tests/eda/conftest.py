@@ -34,7 +34,7 @@ def tool(name):
         return path
     found = shutil.which(name)
     if not found:
-        pytest.fail('%s not found next to %s or on PATH; install requirements.txt (make venv)' % (name, sys.executable))
+        pytest.fail('%s not found next to %s or on PATH; install requirements-dev.txt (make venv)' % (name, sys.executable))
     return found
 
 

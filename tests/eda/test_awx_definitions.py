@@ -8,6 +8,8 @@
   names templates that awx/vars/main.yml creates for the same playbooks.
 * execution-environment.yml: `ansible-builder create` makes a build context holding
   this collection's tarball (building the image needs a container engine).
+* AWX without traps: one organization, the vault id, escalation schedules, sliced fleet templates,
+  templates naming existing playbooks, an ansible.cfg that cannot misdirect an AWX job.
 """
 
 import json
@@ -256,11 +258,86 @@ def test_every_rule_that_runs_something_requires_a_host_and_a_severity():
 
 
 def test_awx_job_templates_point_at_playbooks_of_this_repo():
-    templates = load(os.path.join(AWX, 'vars', 'main.yml'))['awx_job_templates']
-    missing = [t['playbook'] for t in templates if not os.path.exists(os.path.join(REPO, t['playbook']))]
-    assert os.path.exists(os.path.join(REPO, 'playbooks', 'close-incident.yml'))
-    if missing:
-        pytest.skip('playbooks not written yet: %s' % ', '.join(sorted(set(missing))))
+    settings = load(os.path.join(AWX, 'vars', 'main.yml'))
+    playbooks = [t['playbook'] for t in settings['awx_job_templates']] + [settings['awx_post_plan_playbook']]
+    missing = [p for p in playbooks if not os.path.isfile(os.path.join(REPO, p))]
+    assert not missing, 'AWX templates name playbooks that do not exist: %s' % ', '.join(sorted(set(missing)))
+
+
+def test_one_organization_for_awx_objects_and_the_awx_rulebook():
+    settings = load(os.path.join(AWX, 'vars', 'main.yml'))
+    text = open(os.path.join(REPO, 'extensions', 'eda', 'rulebooks', 'incident-response-awx.yml')).read()
+    defaults = set(re.findall(r"organization: \"\{\{ awx_organization \| default\('([^']*)'\) \}\}\"", text))
+    assert defaults, 'the AWX rulebook names no organization default'
+    assert defaults == {settings['awx_organization']}, \
+        'the AWX rulebook defaults to organization %s, awx/configure.yml creates %s' % (defaults, settings['awx_organization'])
+    assert all(task.get(module, {}).get('organization') in (None, '{{ awx_organization }}')
+               for task in tasks_of(load(PLAYBOOKS[0])) for module in [module_of(task)] if module.startswith('awx.awx.'))
+
+
+def test_vault_credential_carries_the_inventory_vault_id():
+    settings = load(os.path.join(AWX, 'vars', 'main.yml'))
+    tasks = {task['name']: task for task in tasks_of(load(PLAYBOOKS[0]))}
+    credential = tasks['Vault credential for vault-encrypted group_vars']['awx.awx.credential']
+    assert credential['inputs']['vault_id'] == '{{ awx_vault_id }}'
+    example = open(os.path.join(REPO, 'inventories', 'example', 'vault.example.yml')).read()
+    assert '--vault-id %s@' % settings['awx_vault_id'] in example, 'vault.example.yml encrypts with another vault id'
+
+
+def test_escalation_ticks_run_on_a_schedule():
+    settings = load(os.path.join(AWX, 'vars', 'main.yml'))
+    templates = {t['name']: t for t in settings['awx_job_templates']}
+    scheduled = {s['template']: s for s in settings['awx_schedules']}
+    ticks = [t for t in templates.values() if t.get('job_tags') == 'escalate']
+    assert {t['playbook'] for t in ticks} == {'playbooks/p0-response.yml', 'playbooks/p1-response.yml'}
+    for tick in ticks:
+        assert tick['name'] in scheduled, '%s has no schedule' % tick['name']
+        assert 'FREQ=MINUTELY;INTERVAL=5' in scheduled[tick['name']]['rrule']
+    assert set(scheduled) <= set(templates)
+    tasks = {task['name']: task for task in tasks_of(load(PLAYBOOKS[0]))}
+    assert tasks['Schedules (the escalation ticks)']['awx.awx.schedule']['unified_job_template'] == '{{ item.template }}'
+
+
+def test_fleet_wide_templates_are_sliced_and_response_templates_are_not():
+    settings = load(os.path.join(AWX, 'vars', 'main.yml'))
+    templates = {t['name']: t for t in settings['awx_job_templates']}
+    for name in ('claude-flow triage (report only)', 'claude-flow maintenance', 'claude-flow backup'):
+        assert templates[name].get('job_slice_count') == '{{ awx_fleet_slice_count }}', name
+    assert templates['claude-flow triage (report only)']['extra_vars'] == {'claude_flow_triage_report_only': True}
+    for level in ('P0', 'P1', 'P2', 'P3'):
+        assert 'job_slice_count' not in templates['claude-flow %s response' % level]
+    tasks = {task['name']: task for task in tasks_of(load(PLAYBOOKS[0]))}
+    assert 'job_slice_count' in tasks['Job templates, one per playbook']['awx.awx.job_template']
+
+
+def test_unattended_templates_name_all_hosts_and_alert_templates_name_none():
+    """The playbooks refuse an implicit "all": scheduled fleet runs say `all` on purpose, alert runs get the host."""
+    settings = load(os.path.join(AWX, 'vars', 'main.yml'))
+    templates = {t['name']: t for t in settings['awx_job_templates']}
+    for name in ('claude-flow triage (report only)', 'claude-flow maintenance', 'claude-flow backup',
+                 'claude-flow P0 escalation tick', 'claude-flow P1 escalation tick'):
+        assert templates[name].get('limit') == 'all', name
+    for level in ('P0', 'P1', 'P2', 'P3'):
+        assert 'limit' not in templates['claude-flow %s response' % level]
+    tasks = {task['name']: task for task in tasks_of(load(PLAYBOOKS[0]))}
+    assert tasks['Job templates, one per playbook']['awx.awx.job_template']['limit'] == '{{ item.limit | default(omit) }}'
+
+
+def test_awx_inventories_are_directories_of_this_repo_and_not_the_lab():
+    for inventory in load(os.path.join(AWX, 'vars', 'main.yml'))['awx_inventories']:
+        assert os.path.isdir(os.path.join(REPO, inventory['source_path'])), inventory
+        assert not inventory['source_path'].startswith('inventories/lab'), inventory
+
+
+def test_the_repository_ansible_cfg_cannot_misdirect_an_awx_job():
+    """AWX runs a project's playbooks with the project's ansible.cfg: it must find the EE's collections."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(os.path.join(REPO, 'ansible.cfg'))
+    paths = config.get('defaults', 'collections_path').split(':')
+    assert '/usr/share/ansible/collections' in paths, paths
+    assert config.get('defaults', 'host_key_checking', fallback='True') != 'False'
 
 
 def test_execution_environment_build_context(eda, tmp_path):
@@ -275,8 +352,7 @@ def test_execution_environment_build_context(eda, tmp_path):
 
     work = tmp_path / 'ee'
     (work / 'build' / 'collection').mkdir(parents=True)
-    for name in ('execution-environment.yml', 'bindep.txt'):
-        shutil.copy(os.path.join(REPO, name), str(work / name))
+    shutil.copy(os.path.join(REPO, 'execution-environment.yml'), str(work / 'execution-environment.yml'))
     # Build the tarball from the files git would take (the checkout may hold venvs and lab state).
     listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=REPO,
                             capture_output=True, check=True).stdout.decode().split('\0')
@@ -300,8 +376,8 @@ def test_execution_environment_build_context(eda, tmp_path):
     assert (context / '_build' / 'collection' / tarball).is_file()
     assert 'ansible-galaxy collection install' in containerfile
     assert 'python3.11' in containerfile and 'ansible-core>=2.16,<2.20' in containerfile
-    bindep = (context / '_build' / 'bindep.txt').read_text()
-    for package in ('sqlite [platform:rpm]', 'openssh-clients [platform:rpm]', 'python3 [platform:dpkg]'):
-        assert package in bindep
+    # The collection's runtime needs come from its meta/execution-environment.yml at build time
+    # (tests/ci/environments.sh checks what that introspection yields, and the decision environment).
+    assert 'introspect' in containerfile and 'ansible-rulebook' not in containerfile
     requirements = load(str(context / '_build' / 'requirements.yml'))
     assert requirements['collections'][0]['name'] == '/build/collection/' + tarball
