@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import html
 import json
 import re
 
@@ -50,22 +49,26 @@ _SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-]*)://')
 _BAD_CHARS = re.compile(r'[\s\x00-\x1f\x7f]')
 
 
-def _leaves(values):
-    """Every string in values (a string, or lists/dicts of them, nested)."""
-    if values is None:
-        return
+def _leaves(values, out=None):
+    """Every string in values (a string, or lists/dicts of them, nested), as a list."""
+    out = [] if out is None else out
     if isinstance(values, dict):
-        for value in values.values():
-            for leaf in _leaves(value):
-                yield leaf
-    elif isinstance(values, (list, tuple, set)):
+        values = list(values.values())
+    if isinstance(values, (list, tuple, set)):
         for value in values:
-            for leaf in _leaves(value):
-                yield leaf
-    elif isinstance(values, (str, bytes)):
-        yield values.decode('utf-8', 'replace') if isinstance(values, bytes) else str(values)
+            _leaves(value, out)
+    elif isinstance(values, bytes):
+        out.append(values.decode('utf-8', 'replace'))
+    elif isinstance(values, str):
+        out.append(str(values))
     elif isinstance(values, (int, float)) and not isinstance(values, bool):
-        yield str(values)
+        out.append(str(values))
+    return out
+
+
+def _html_escape(text, quote_chars=True):
+    text = text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+    return text.replace('"', '&quot;').replace("'", '&#x27;') if quote_chars else text
 
 
 def _token_like(piece):
@@ -100,7 +103,7 @@ def _encodings(form):
     single-quoted."""
     out = {form, quote(form, safe=''), quote(form, safe='/:'), quote_plus(form),
            json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1],
-           html.escape(form), html.escape(form, quote=False), form.replace("'", "''"),
+           _html_escape(form), _html_escape(form, quote_chars=False), form.replace("'", "''"),
            form.replace('/', '\\/'), repr(form)[1:-1]}
     return out
 

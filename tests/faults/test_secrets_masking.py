@@ -276,9 +276,9 @@ def test_endpoint_errors_record_status_only(tmp_path, receiver, fault):
     assert hook and 'NOT delivered: HTTP -1' in hook[0], run.notifications()
     assert pagerduty and 'delivered (HTTP 202)' in pagerduty[0], run.notifications()
     assert 'WARNING: Slack page notification was not delivered' in run.out
+    answers = (fault.clip(slack[0].split(': ', 1)[1], 90), fault.clip(hook[0].split(': ', 1)[1], 110))
     fault.did('recorded what each endpoint answered, without the URL: "%s"; "%s"; PagerDuty delivered with the '
-              'routing key; 0 places hold the token' % (fault.clip(slack[0].split(': ', 1)[1], 90),
-                                                         fault.clip(hook[0].split(': ', 1)[1], 110)))
+              'routing key; 0 places hold the token' % answers)
 
 
 @pytest.mark.fault('secrets', 'Vaulted endpoints with a trailing line break (a pasted value)')
