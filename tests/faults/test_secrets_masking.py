@@ -17,14 +17,16 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from urllib.parse import quote, quote_plus
 
 import pytest
 
-from conftest import REPO
+from conftest import LAB_PY, REPO
 
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab_tests'))
 
@@ -352,3 +354,85 @@ def test_escalation_undelivered_is_retried(tmp_path, receiver, fault):
                      r'delivered: HTTP -1 Request failed', ' '.join(run.out.split())), run.out[-3000:]
     fault.did('the level stays due for the next tick (escalations_sent empty), the failure is reported with its '
               'status; 0 places hold the token')
+
+
+# ------------------------------------------------------------------------------------ a real P0 run
+
+class _LabSecret(object):
+    """The endpoints of the lab case, for test_lab_faults.Case: the Slack URL without its scheme, the
+    webhook and PagerDuty working; one token in all three."""
+
+    def __init__(self, receiver, directory):
+        self.token = token()
+        self.directory = directory
+        self.vars = {'claude_flow_slack_webhook_url': 'hooks.slack.com/services/T0LAB/B0LAB/' + self.token,
+                     'claude_flow_webhook_url': receiver.url('/webhook/' + self.token),
+                     'claude_flow_pagerduty_routing_key': self.token,
+                     'claude_flow_pagerduty_events_url': receiver.url('/pagerduty/v2/enqueue')}
+
+    def vars_file(self, name, dead=False, **extra):
+        path = os.path.join(self.directory, name + '.vars.json')
+        with open(path, 'w') as handle:
+            json.dump(dict(self.vars, **extra), handle)
+        os.chmod(path, 0o600)
+        return path
+
+
+@pytest.fixture(scope='module')
+def own_lab():
+    """A one-host lab of this file's own (own state dir, so its namespaces meet no other lab), always
+    taken down."""
+    if os.geteuid() != 0:
+        pytest.skip('the lab needs root (network, mount and PID namespaces); CI runs as root')
+    import lab as labmod  # tests/lab, on sys.path through conftest
+    state_dir = tempfile.mkdtemp(prefix='cflab-secrets-')
+    up = subprocess.run([sys.executable, LAB_PY, 'up', '--hosts', '1', '--state-dir', state_dir], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, universal_newlines=True, timeout=600, check=False)
+    try:
+        assert up.returncode == 0, up.stdout
+        yield labmod.Lab(state_dir)
+    finally:
+        down = subprocess.run([sys.executable, LAB_PY, 'down', '--state-dir', state_dir], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        assert down.returncode == 0, down.stdout
+
+
+@pytest.mark.lab
+@pytest.mark.fault('secrets', 'P0 response on a lab host with the Slack URL missing its scheme')
+def test_lab_p0_with_malformed_slack_url(own_lab, receiver, tmp_path, fault):
+    from test_lab_faults import Case  # the lab cases' playbook runner (vars file, env, kept logs)
+    fault.scrub(tmp_path)
+    secret = _LabSecret(receiver, str(tmp_path))
+    case = Case(own_lab, secret, 'secrets_p0_malformed_slack', ['lab1'], str(tmp_path))
+    fault.hosts = case.hosts
+    own_lab.break_host(1, 'service_down')
+    since = time.time()
+    run = case.playbook('p0-response.yml')
+    assert 'Traceback' not in run.out and run.rc == 0, run
+    places = {'ansible output': run.out}
+    for root in (case.reports, os.path.join(own_lab.host_dir(1), 'upper')):
+        for base, _dirs, names in os.walk(root):
+            for name in names:
+                try:
+                    with open(os.path.join(base, name), 'rb') as handle:
+                        places[os.path.join(base, name)] = handle.read().decode('utf-8', 'replace')
+                except OSError:
+                    pass
+    for number, request in enumerate(r for r in receiver.received() if r['time'] >= since):
+        body = dict(request['json']) if isinstance(request['json'], dict) else {'raw': request['raw']}
+        body.pop('routing_key', None)
+        places['message %d' % number] = json.dumps(body)
+    parts = [part.lower() for part in needles(secret.token)]
+    hits = sorted(place for place, text in places.items() if any(part in text.lower() for part in parts))
+    fault.secrets(len(hits))
+    fault.lost(0)
+    assert hits == [], 'the secret (or a part of it) leaked into: %s' % hits
+    reports = [text for place, text in places.items() if place.startswith(case.reports) and place.endswith('.md')]
+    assert reports and 'Slack initial: NOT sent: claude_flow_slack_webhook_url has no scheme' in reports[0], reports
+    delivered = [r for r in receiver.received('/webhook') if r['time'] >= since]
+    pages = [r for r in receiver.received('/pagerduty') if r['time'] >= since]
+    assert delivered and pages and own_lab.health(1) == 200
+    fault.did('the service was restarted (/health 200); Slack not sent, named in the report ("claude_flow_slack_'
+              'webhook_url has no scheme"); %d webhook and %d PagerDuty messages delivered; 0 places (output, host '
+              'files, fetched reports, messages) hold the token' % (len(delivered), len(pages)))
