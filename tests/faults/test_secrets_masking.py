@@ -91,18 +91,27 @@ def receiver():
         yield rec
 
 
+def read_tree(*roots):
+    """{path: text} of every readable file under the roots."""
+    found = {}
+    for root in roots:
+        for base, _dirs, names in os.walk(root):
+            for name in names:
+                try:
+                    with open(os.path.join(base, name), 'rb') as handle:
+                        found[os.path.join(base, name)] = handle.read().decode('utf-8', 'replace')
+                except OSError:
+                    pass
+    return found
+
+
 class Run(object):
     def __init__(self, rc, out, work, since):
         self.rc, self.out, self.work, self.since = rc, out, work, since
 
     def files(self):
-        found = {}
-        for sub in ('incidents', 'reports'):
-            for base, _dirs, names in os.walk(os.path.join(self.work, sub)):
-                for name in names:
-                    with open(os.path.join(base, name), 'rb') as handle:
-                        found[os.path.relpath(os.path.join(base, name), self.work)] = handle.read().decode('utf-8', 'replace')
-        return found
+        found = read_tree(os.path.join(self.work, 'incidents'), os.path.join(self.work, 'reports'))
+        return dict((os.path.relpath(path, self.work), text) for path, text in found.items())
 
     def record(self):
         path = os.path.join(self.work, 'incidents', 'open-incident.json')
@@ -125,18 +134,30 @@ def needles(token):
     return sorted(found, key=len, reverse=True)
 
 
+def messages(receiver, since):
+    """The message bodies the receiver got since then, by place name; the routing key is where
+    PagerDuty needs it, so it is left out."""
+    places = {}
+    for number, request in enumerate(r for r in receiver.received() if r['time'] >= since):
+        body = dict(request['json']) if isinstance(request['json'], dict) else {'raw': request['raw']}
+        body.pop('routing_key', None)
+        places['message %d to %s' % (number, request['path'].split('/')[1])] = json.dumps(body)
+    return places
+
+
+def holding(places, token):
+    """The places (name -> text) that hold the token or a recognisable part of it."""
+    parts = [part.lower() for part in needles(token) if len(part) >= 4]
+    return sorted(place for place, text in places.items() if any(part in text.lower() for part in parts))
+
+
 def leaks(run, token, receiver):
     """The places that hold the token or a part of it: the ansible output, each written file, each
-    message body the receiver got (the routing key is where PagerDuty needs it, so it is left out)."""
-    parts = [part.lower() for part in needles(token) if len(part) >= 4]
+    message body the receiver got."""
     places = {'ansible output': run.out}
     places.update(run.files())
-    for number, request in enumerate(receiver.received()):
-        if request['time'] >= run.since:
-            body = dict(request['json']) if isinstance(request['json'], dict) else {'raw': request['raw']}
-            body.pop('routing_key', None)
-            places['message %d to %s' % (number, request['path'].split('/')[1])] = json.dumps(body)
-    return sorted(place for place, text in places.items() if any(part in text.lower() for part in parts))
+    places.update(messages(receiver, run.since))
+    return holding(places, token)
 
 
 def play(tmp_path, receiver, endpoints, failure='', verbose='-v'):
@@ -410,21 +431,9 @@ def test_lab_p0_with_malformed_slack_url(own_lab, receiver, tmp_path, fault):
     since = time.time()
     run = case.playbook('p0-response.yml')
     assert 'Traceback' not in run.out and run.rc == 0, run
-    places = {'ansible output': run.out}
-    for root in (case.reports, os.path.join(own_lab.host_dir(1), 'upper')):
-        for base, _dirs, names in os.walk(root):
-            for name in names:
-                try:
-                    with open(os.path.join(base, name), 'rb') as handle:
-                        places[os.path.join(base, name)] = handle.read().decode('utf-8', 'replace')
-                except OSError:
-                    pass
-    for number, request in enumerate(r for r in receiver.received() if r['time'] >= since):
-        body = dict(request['json']) if isinstance(request['json'], dict) else {'raw': request['raw']}
-        body.pop('routing_key', None)
-        places['message %d' % number] = json.dumps(body)
-    parts = [part.lower() for part in needles(secret.token)]
-    hits = sorted(place for place, text in places.items() if any(part in text.lower() for part in parts))
+    places = dict(read_tree(case.reports, os.path.join(own_lab.host_dir(1), 'upper')), **{'ansible output': run.out})
+    places.update(messages(receiver, since))
+    hits = holding(places, secret.token)
     fault.secrets(len(hits))
     fault.lost(0)
     assert hits == [], 'the secret (or a part of it) leaked into: %s' % hits
