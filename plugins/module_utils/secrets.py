@@ -178,6 +178,13 @@ def mask(data, values):
 
 # ------------------------------------------------------------------------------------ endpoint checks
 
+def _kind(value):
+    for kind, name in ((dict, 'dict'), ((list, tuple, set), 'list'), (bool, 'boolean'), ((int, float), 'number')):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
 def _describe_bad_char(value):
     char = _BAD_CHARS.search(value).group(0)
     what = {' ': 'a space', '\n': 'a line break', '\r': 'a carriage return', '\t': 'a tab'}.get(
@@ -190,7 +197,7 @@ def url_problem(name, value):
     Surrounding whitespace is ignored (a vaulted value often ends with a line break). The message
     names the variable and the problem, never the value."""
     if not isinstance(value, str):
-        return '%s must be a URL string, got a %s' % (name, type(value).__name__)
+        return '%s must be a URL string, got a %s' % (name, _kind(value))
     value = value.strip()
     if not value:
         return ''
@@ -224,7 +231,7 @@ def key_problem(name, value):
     """Why value is not a usable API/routing key, or '' when it is (empty is '': not configured).
     The message names the variable and the problem, never the value."""
     if not isinstance(value, str):
-        return '%s must be a string, got a %s' % (name, type(value).__name__)
+        return '%s must be a string, got a %s' % (name, _kind(value))
     value = value.strip()
     if not value:
         return ''

@@ -116,3 +116,8 @@ def test_key_problems(value, problem):
 def test_usable_keys():
     assert secrets.key_problem('k', KEY + '\n') == '' and secrets.key_problem('k', '') == ''
     assert secrets.key_problem('k', 'lab-routing-key-0123456789abcdef') == ''
+
+
+def test_wrong_types_are_named_not_shown():
+    assert secrets.url_problem('u', [SLACK]) == 'u must be a URL string, got a list'
+    assert secrets.key_problem('k', {'key': KEY}) == 'k must be a string, got a dict'
