@@ -65,7 +65,9 @@ EXACT_VERSION = re.compile(r'^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$')
 
 # (package that requires it, native package): resolved the way Node resolves `require(native)` there.
 NATIVE_MODULES = {
-    2: (('agentic-flow', 'better-sqlite3'), ('claude-flow', 'hnswlib-node')),
+    # ruv-swarm's own: with it, `npx ruv-swarm --version` (2.x training) never exits, as in production;
+    # without it, it fails at once and training reports "not available".
+    2: (('agentic-flow', 'better-sqlite3'), ('claude-flow', 'hnswlib-node'), ('ruv-swarm', 'better-sqlite3')),
     3: (('agentdb', 'better-sqlite3'),),
 }
 SHARP_STUB = """'use strict';
@@ -480,32 +482,61 @@ def _state_trained(app, run):
     run(['memory', 'store', '--key', 'seed', '--value', 'reference'])
 
 
-# name -> (state, args, extra env). The names are the captures' (v<VERSION>__<name>); states:
-# None = empty app dir, 'history' = state__history.json, 'trained' = a 3.x project after training.
+# Every command the stand-in replays: (name, state, args). The names are the captures'
+# (v<VERSION>__<name>); states: None = empty app dir, 'history' = state__history.json, 'corrupt' = a
+# state file that is not JSON, 'null_score' = the history plus an entry without a score, 'trained' = a
+# 3.x project after `neural train` ('trained-before': just before it).
 CASES = {
     2: (
         ('version', None, ['--version']),
         ('truth_json__nostate', None, ['truth', '--json']),
         ('truth_json__history', 'history', ['truth', '--json']),
+        ('truth_json__corrupt', 'corrupt', ['truth', '--json']),
+        ('truth_json__null_score', 'null_score', ['truth', '--json']),
         ('truth_report__history', 'history', ['truth', '--report']),
+        ('truth_report__null_score', 'null_score', ['truth', '--report']),
+        ('truth_json_agent_nosuch__history', 'history', ['truth', '--json', '--agent', 'nosuch']),
+        ('truth_agent_coder__history', 'history', ['truth', '--agent', 'coder']),
+        ('truth_threshold__history', 'history', ['truth', '--threshold', '0.9']),
         ('verify_status__history', 'history', ['verify', 'status']),
+        ('verify_truth__history', 'history', ['verify', 'truth']),
+        ('verify_init_moderate', None, ['verify', 'init', 'moderate']),
         ('verify_quarantine_coder__history', 'history', ['verify', 'quarantine', 'coder']),
         ('neural_status', None, ['neural', 'status']),
+        ('neural_patterns', None, ['neural', 'patterns']),
+        # `npx ruv-swarm --version` never exits: both are killed after HANG_SECONDS
+        ('training_neural_train__hang', 'history', ['training', 'neural-train', '--data', 'recent', '--epochs', '1']),
     ),
     3: (
         ('version', None, ['--version']),
         ('truth_json', None, ['truth', '--json']),
+        ('training_neural_train', None, ['training', 'neural-train', '--data', 'recent']),
         ('verify_status__offline_autostart0', None, ['verify', 'status']),
         ('dbbuild_06_neural_train', 'trained-before', ['neural', 'train', '--epochs', '2']),
         ('neural_status__trained', 'trained', ['neural', 'status']),
         ('neural_patterns__trained', 'trained', ['neural', 'patterns']),
+        ('neural_patterns_rebuild_cache__trained', 'trained', ['neural', 'patterns', '--rebuild-cache']),
     ),
 }
+HANG_SECONDS = 25
+CASE_TIMEOUT = 120
+NULL_SCORE_ENTRY = {'taskId': 'task-108', 'agentType': 'tester', 'passed': False, 'threshold': 0.85,
+                    'timestamp': '2026-11-28T05:47:26.140Z'}
 
 
 def _prepare(app, state, run):
-    if state == 'history':
+    if state in ('history', 'null_score'):
         _state_history(app)
+    if state == 'null_score':
+        path = os.path.join(app, '.swarm', 'verification-memory.json')
+        with open(path) as handle:
+            data = json.load(handle)
+        data['history'].append(NULL_SCORE_ENTRY)
+        _write_json(path, data)
+    elif state == 'corrupt':
+        os.makedirs(os.path.join(app, '.swarm'), exist_ok=True)
+        with open(os.path.join(app, '.swarm', 'verification-memory.json'), 'w') as handle:
+            handle.write('{"scores": [], "history": [ {"taskId": "t1", "agentType": "co')
     elif state in ('trained-before', 'trained'):
         _state_trained(app, run)
         if state == 'trained':
@@ -527,12 +558,13 @@ def capture_real(version, work, only=None):
                 raise RealCliError('setting up %s: claude-flow %s %s failed (rc %s): %s'
                                    % (name, version, ' '.join(step), rc, (out + err).decode('utf-8', 'replace')[-800:]))
         _prepare(app, state, setup)
-        stdout, stderr, rc, seconds = run_cli(app, args)
+        stdout, stderr, rc, seconds = run_cli(app, args, timeout=HANG_SECONDS if name.endswith('__hang') else
+                                              CASE_TIMEOUT)
         results[name] = (stdout, stderr, rc, seconds, app)
     return results
 
 
-def capture_standin(major, work, only=None):
+def capture_standin(major, work, only=None, standin=STANDIN):
     """The stand-in's answers to the same cases, in the same kind of app dir."""
     results = {}
     for name, state, args in CASES[major]:
@@ -540,28 +572,32 @@ def capture_standin(major, work, only=None):
             continue
         app = os.path.join(work, 'standin-' + name)
         os.makedirs(os.path.join(app, 'node_modules', '.bin'))
-        shutil.copy2(STANDIN, os.path.join(app, 'node_modules', '.bin', 'claude-flow'))
-        if state == 'history':
-            _state_history(app)
-        elif state in ('trained-before', 'trained'):
+        shutil.copy2(standin, os.path.join(app, 'node_modules', '.bin', 'claude-flow'))
+        if state in ('trained-before', 'trained'):
             os.makedirs(os.path.join(app, '.swarm'))
             open(os.path.join(app, '.swarm', 'memory.db'), 'wb').close()
-        stdout, stderr, rc, seconds = run_cli(app, args, env={'CLAUDE_FLOW_STANDIN_VERSION': STANDIN_FOR_MAJOR[major]})
+        else:
+            _prepare(app, state, None)
+        stdout, stderr, rc, seconds = run_cli(app, args, env={'CLAUDE_FLOW_STANDIN_VERSION': STANDIN_FOR_MAJOR[major]},
+                                              timeout=HANG_SECONDS if name.endswith('__hang') else CASE_TIMEOUT)
         results[name] = (stdout, stderr, rc, seconds, app)
     return results
 
 
 # What legitimately differs between two runs of the same command on the same state.
 _TIMESTAMP = re.compile(rb'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z')
-_SPINNER_LINE = re.compile(rb'^(?:[.:]{3} [^\n]*\.\.\.| +)$', re.M)
-_DURATIONS = re.compile(rb'\b\d+(?:\.\d+)?(?:e-?\d+)?(ms|s|\xce\xbcs)\b')
+# A run of spinner frames ("... Checking neural systems...", then blanks to erase them), each after a
+# carriage return or a newline: how many are drawn depends on timing.
+_SPINNER = re.compile(rb'(?:[\r\n]+(?:[.:]{3} [^\r\n]*?\.\.\.| +(?=[\r\n])))+[\r\n]+')
+_DURATIONS = re.compile(rb'\b\d+(?:\.\d+)?(ms|s|\xce\xbcs)\b')
 _MS_IDS = re.compile(rb'(step_|_|entry_)1\d{12}')
-_DURATION_CELLS = (b'Final Loss', b'Adaptation')
+# Training results: 3.x `neural train` reports a loss that differs in the last digit from run to run.
+_TRAINING_FIGURES = re.compile(rb'(\| Final Loss +\| )\S+')
 
 
 def normalise(data, app_dir, install_dir=None, version=None):
     """Bytes with what varies from run to run masked: timestamps, the project and install paths, spinner
-    frames (how many were drawn depends on timing), durations and millisecond ids."""
+    frames, durations, millisecond ids and training figures."""
     text = data
     for path, mark in ((install_dir, b'<install>'), (app_dir, b'<project>'),
                        ('/opt/claude-flow-%s' % version if version else None, b'<install>')):
@@ -570,33 +606,31 @@ def normalise(data, app_dir, install_dir=None, version=None):
             text = text.replace(raw, mark).replace(os.fsencode(os.path.realpath(path)), mark)
             # 3.x cuts long table cells at 29 characters: a cut path is masked as a whole
             text = re.sub(re.escape(raw[:14]) + rb'[^ |\n]*\.\.\.', mark + b'...', text)
-    # a terminal shows what follows the last carriage return of a line
-    text = b'\n'.join(line.rsplit(b'\r', 1)[-1] for line in text.split(b'\n'))
-    text = _SPINNER_LINE.sub(b'<spinner>', text)
-    text = re.sub(rb'(<spinner>\n)+', b'<spinner>\n', text)
+    text = _SPINNER.sub(b'\n<spinner>\n', text)
     text = _TIMESTAMP.sub(b'<timestamp>', text)
-    text = _DURATIONS.sub(lambda match: b'<duration>', text)
+    text = _DURATIONS.sub(b'<duration>', text)
     text = _MS_IDS.sub(lambda match: match.group(1) + b'<ms>', text)
+    text = _TRAINING_FIGURES.sub(lambda match: match.group(1) + b'<figure>', text)
     return text
 
 
-def compare(version, work=None, only=None):
+def compare(version, work=None, only=None, standin=STANDIN):
     """Stand-in vs real release for every case the stand-in replays: [(case, same, diff text)]."""
     major = major_of(version)
     own = work is None
     work = work or tempfile.mkdtemp(prefix='cf-compare-')
     try:
         real = capture_real(version, work, only)
-        standin = capture_standin(major, work, only)
+        replayed = capture_standin(major, work, only, standin)
         install_dir = require(version)
         rows = []
         for name in real:
             diffs = []
             for index, stream in enumerate(('stdout', 'stderr', 'rc')):
                 if stream == 'rc':
-                    ours, theirs = [b'%s\n' % str(result[name][2]).encode() for result in (standin, real)]
+                    ours, theirs = [b'%s\n' % str(result[name][2]).encode() for result in (replayed, real)]
                 else:
-                    ours = normalise(standin[name][index], standin[name][4], None, STANDIN_FOR_MAJOR[major])
+                    ours = normalise(replayed[name][index], replayed[name][4], None, STANDIN_FOR_MAJOR[major])
                     theirs = normalise(real[name][index], real[name][4], install_dir, version)
                 if ours != theirs:
                     diffs += difflib.unified_diff(
@@ -617,7 +651,8 @@ def write_capture(version, out_dir=REFERENCE):
     written = []
     try:
         for name, (stdout, stderr, rc, _seconds, app) in capture_real(version, work).items():
-            for stream, data in (('stdout', stdout), ('stderr', stderr), ('rc', b'%d\n' % rc if rc is not None else b'')):
+            rc_text = b'%d\n' % rc if rc is not None else b'killed after %d s\n' % HANG_SECONDS
+            for stream, data in (('stdout', stdout), ('stderr', stderr), ('rc', rc_text)):
                 path = os.path.join(out_dir, 'v%s__%s.%s' % (version, name, stream))
                 for old in (path, path + '.gz'):
                     if os.path.exists(old):
