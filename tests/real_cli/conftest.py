@@ -70,18 +70,19 @@ class App(object):
         return run_module(name, args, check_mode=check_mode, env=env, timeout=300)
 
     def snapshot(self):
-        """Every file and directory under the app dir (not into node_modules) with its bytes and mtime."""
+        """Every file under the app dir (not into node_modules) with its mtime and bytes, and every directory.
+        SQLite's -wal/-shm are left out: any reader of a WAL database (the service, sqlite3 -readonly, a
+        read-only module) creates them, and they hold no data the database did not have."""
         seen = {}
         for directory, subdirs, files in os.walk(self.path):
             subdirs[:] = [d for d in subdirs if not (directory == self.path and d == 'node_modules')]
-            for name in subdirs + files:
+            seen.update((os.path.relpath(os.path.join(directory, name), self.path), 'dir') for name in subdirs)
+            for name in files:
+                if name.endswith(('-wal', '-shm')):
+                    continue
                 full = os.path.join(directory, name)
-                stat = os.lstat(full)
-                data = None
-                if os.path.isfile(full) and not os.path.islink(full):
-                    with open(full, 'rb') as handle:
-                        data = handle.read()
-                seen[os.path.relpath(full, self.path)] = (stat.st_mtime_ns, data)
+                with open(full, 'rb') as handle:
+                    seen[os.path.relpath(full, self.path)] = (os.lstat(full).st_mtime_ns, handle.read())
         return seen
 
 
