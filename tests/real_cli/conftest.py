@@ -32,6 +32,10 @@ REFERENCE = real.REFERENCE
 PENDING_FIX = 'fixed on the inputs branch'
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'lab: needs real lab hosts (tests/lab/lab.py, root)')
+
+
 @pytest.fixture(scope='session')
 def installs():
     """{version: install dir}; installs a release whose cache is cold (minutes, once per machine)."""
