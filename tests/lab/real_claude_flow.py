@@ -643,6 +643,19 @@ def compare(version, work=None, only=None, standin=STANDIN):
             shutil.rmtree(work, ignore_errors=True)
 
 
+def memory_schema(db):
+    """`sqlite3 DB .schema`, as the existing captures were made (Python's sqlite_master without the CLI)."""
+    if shutil.which('sqlite3'):
+        return subprocess.run(['sqlite3', '-readonly', db, '.schema'], stdout=subprocess.PIPE, universal_newlines=True,
+                              check=True).stdout
+    conn = sqlite3.connect(db)
+    try:
+        return ''.join('%s;\n' % row[0] for row in conn.execute(
+            'SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid'))
+    finally:
+        conn.close()
+
+
 def write_capture(version, out_dir=REFERENCE):
     """v<VERSION>__<case>.{stdout,stderr,rc} and v<VERSION>-memory.schema.sql, named like the existing
     captures (a capture with carriage returns is stored gzipped, as tests/unit/reference_outputs.py reads it)."""
@@ -669,12 +682,7 @@ def write_capture(version, out_dir=REFERENCE):
         make_memory_db(app, version)
         if major == 3:
             run_cli(app, ['neural', 'train', '--epochs', '2'], timeout=300)
-        conn = sqlite3.connect(os.path.join(app, '.swarm', 'memory.db'))
-        try:
-            schema = ''.join('%s;\n' % row[0] for row in conn.execute(
-                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"))
-        finally:
-            conn.close()
+        schema = memory_schema(os.path.join(app, '.swarm', 'memory.db'))
         path = os.path.join(out_dir, 'v%s-memory.schema.sql' % version)
         with open(path, 'w') as handle:
             handle.write(schema)

@@ -58,3 +58,15 @@ def test_an_edited_standin_output_fails_the_comparison(installs, tmp_path):
     assert [(name, same) for name, same, _diff in rows] == [('verify_status__history', False)]
     assert '-Verification count: 7' in rows[0][2] and '+Verifications: 7' in rows[0][2]
     assert os.path.exists(real.STANDIN)
+
+
+@pytest.mark.parametrize('version', VERSIONS)
+def test_the_release_makes_the_captured_memory_db_schema(installs, tmp_path, version):
+    """The DB the release creates (2.x `memory store`; 3.x `memory init`, `memory store`, `neural train`) has
+    the schema of the capture the schema profiles and the lab's generator are built on."""
+    app = real.link_app(installs[version], str(tmp_path / 'app'))
+    real.make_memory_db(app, version)
+    if real.major_of(version) == 3:
+        assert real.run_cli(app, ['neural', 'train', '--epochs', '2'], timeout=300)[2] == 0
+    with open(os.path.join(real.REFERENCE, 'v%s-memory.schema.sql' % version)) as handle:
+        assert real.memory_schema(os.path.join(app, '.swarm', 'memory.db')) == handle.read()
