@@ -379,7 +379,7 @@ def render(rows_n, repeat, times, seen, counts, host, breakdown, real_version=No
         rows_n, ', '.join('%s %d' % kv for kv in sorted(counts.items())), repeat, host), '',
         '| approach | claude-flow CLI | wall ms (best) | wall ms (median) | ours / runbook (best) | covers |',
         '|---|---|---:|---:|---:|---|']
-    order = [name for name in LABELS]
+    order = list(LABELS)
     if real_version:
         order = [item for name in LABELS for item in ((name, name + REAL) if name in WITH_REAL else (name,))]
     for name in order:

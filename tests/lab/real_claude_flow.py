@@ -102,7 +102,7 @@ def check_version(version):
 
 
 def major_of(version):
-    major = int(check_version(version).split('.')[0])
+    major = int(check_version(version).split('.', 1)[0])
     if major not in NATIVE_MODULES:
         raise RealCliError('claude-flow %s is neither 2.x nor 3.x; only those product lines are known here' % version)
     return major
@@ -589,7 +589,8 @@ _TIMESTAMP = re.compile(rb'\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z')
 # A run of spinner frames ("... Checking neural systems...", then blanks to erase them), each after a
 # carriage return or a newline: how many are drawn depends on timing.
 _SPINNER = re.compile(rb'(?:[\r\n]+(?:[.:]{3} [^\r\n]*?\.\.\.| +(?=[\r\n])))+[\r\n]+')
-_DURATIONS = re.compile(rb'\b\d+(?:\.\d+)?(ms|s|\xce\xbcs)\b')
+# A duration in a table cell takes the cell's padding with it: the cell keeps its width, the value does not.
+_DURATIONS = re.compile(rb'\b\d+(?:\.\d+)?(?:ms|s|\xce\xbcs)\b(?: *(?= \|))?')
 _MS_IDS = re.compile(rb'(step_|_|entry_)1\d{12}')
 # Training results: 3.x `neural train` reports a loss that differs in the last digit from run to run.
 _TRAINING_FIGURES = re.compile(rb'(\| Final Loss +\| )\S+')

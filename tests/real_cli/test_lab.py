@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import REPO, real
+from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 import lab as labmod  # noqa: E402  (tests/lab is not a package)

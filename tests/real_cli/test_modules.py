@@ -179,20 +179,12 @@ def test_neural_2x_unsupported_is_not_a_failed_task_in_ansible(app, command):
     assert proc.returncode == 0 and 'FAILED' not in proc.stdout, proc.stdout
 
 
-def group_leftovers(marker):
-    """Processes whose command line names the app dir (the CLI and its npx/ruv-swarm children)."""
-    return daemons_for(marker) + [pid for pid in _with_arg(marker)]
-
-
 def _with_arg(marker):
+    """Processes whose working directory is under marker (the CLI runs with cwd = app dir, and so do the
+    npx / ruv-swarm children it starts)."""
     found = []
     for pid in os.listdir('/proc'):
         if pid.isdigit() and int(pid) != os.getpid():
-            try:
-                with open('/proc/%s/cwd' % pid) as _handle:
-                    pass
-            except OSError:
-                pass
             try:
                 if os.readlink('/proc/%s/cwd' % pid).startswith(marker):
                     found.append(int(pid))
