@@ -7,7 +7,7 @@ COLLECTION_LINK := .collections/ansible_collections/claude_flow/runbook
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test deps venv collection unit lint sanity environments newcomer lab-up lab-down bench bench-smoke clean
+.PHONY: demo test deps venv collection unit lint sanity environments newcomer lab-up lab-down bench bench-smoke clean real-cli capture-release
 
 deps:
 	@bash tests/lab/ensure-deps.sh
@@ -65,3 +65,19 @@ lab-down:
 
 demo: venv
 	bash tests/lab/demo.sh
+
+# Real claude-flow releases (pinned in tests/lab/real-releases), installed once per machine into
+# ~/.cache/claude-flow-runbook (keyed by release, Node version and platform) for the lab, the real-CLI tests and
+# the benchmarks. Cold: a few minutes (npm + native builds); warm: instant.
+real-cli:
+	$(PYTHON) tests/lab/real_claude_flow.py install
+
+# A new release: pin it, capture its outputs into tests/fixtures/claude-flow-reference (same names
+# as the existing captures) and show what differs from the stand-in (exit 1 when something does).
+#   make capture-release VERSION=3.44.0
+capture-release:
+	@test -n "$(VERSION)" || { echo "usage: make capture-release VERSION=x.y.z" >&2; exit 2; }
+	@test -f tests/lab/real-releases/claude-flow-$(VERSION).package-lock.json || \
+	  $(PYTHON) tests/lab/real_claude_flow.py lock $(VERSION)
+	$(PYTHON) tests/lab/real_claude_flow.py capture $(VERSION)
+	$(PYTHON) tests/lab/real_claude_flow.py compare $(VERSION)

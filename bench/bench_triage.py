@@ -6,20 +6,29 @@ where the collection finds it) with the reference .swarm/verification-memory.jso
 log, and the app stand-in serving /health on a free loopback port. Then, in interleaved rounds, times
 
   * runbook        P0 step 1 + P1 step 1 as a bash script: process check, curl -f /health,
-                   ./claude-flow verify status, truth --json | jq, tail -500 | grep, the P1 metrics
-                   SQL (ops/sec, cache hit rate, truth score) and PRAGMA integrity_check via sqlite3
+                   ./claude-flow verify status, neural status, truth --report, truth --json | jq,
+                   tail -500 | grep, the P1 metrics SQL (ops/sec, cache hit rate, truth score) and
+                   PRAGMA integrity_check via sqlite3
   * runbook, quick the same script with PRAGMA quick_check (the depth triage checks above 64 MiB), for reference
   * module         plugins/modules/triage.py as one process (what the task costs on the host)
   * ansible        `ansible localhost -c local -m claude_flow.runbook.triage` (one ad-hoc task)
   * playbook       `ansible-playbook` with one play of one triage task, connection local
   * ping           `ansible localhost -m ansible.builtin.ping`: what any one task costs here (reference)
 
+The runbook script, the module, the ad-hoc task and the play run twice: against the claude-flow
+stand-in and against the real release (--real-cli, default 2.7.47, from tests/lab/real_claude_flow.py's
+cache; installed there when the cache is cold), in a second app dir with the same DB and state; the table
+says which CLI each row used. `./claude-flow` is the local install there (what the 2.x wrapper runs when
+one exists) and the runbook's `npx claude-flow neural status` is node_modules/.bin/claude-flow (npx
+resolves the local install to it; offline, npx without one hangs). Last, `--version` of the real CLI
+against reading node_modules/claude-flow/package.json: what asking node for the version costs.
+
 Both ansible runs use the repository's ansible.cfg (ANSIBLE_CONFIG), so the controller's own
 start-up, module packaging and result callback are in the numbers. Prints best and median wall ms
 and ours/runbook, checks that every approach really ran (exit codes, what it read), and then times
 each of the module's probes in-process, to show where its own work goes.
 
-  python bench/bench_triage.py [--rows 100000] [--repeat 5] [--out FILE]
+  python bench/bench_triage.py [--rows 100000] [--repeat 5] [--real-cli 2.7.47|''] [--out FILE]
 """
 
 import argparse
@@ -42,6 +51,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import memory_db_gen  # noqa: E402
+import real_claude_flow  # noqa: E402
 
 CLAUDE_FLOW = os.path.join(REPO, 'tests', 'lab', 'standins', 'claude-flow')
 APP = os.path.join(REPO, 'tests', 'lab', 'standins', 'app.py')
@@ -80,6 +90,8 @@ pgrep -af 'app.py --app-dir {app} '
 curl -f http://127.0.0.1:{port}/health
 echo
 ./claude-flow verify status
+{neural_status} || echo "neural status exited $?"
+./claude-flow truth --report
 ./claude-flow truth --json | jq -r '.overall.score'
 tail -500 {log} | grep -i "critical\|error\|fatal"
 sqlite3 .swarm/memory.db "{metrics_sql}"
@@ -87,8 +99,9 @@ sqlite3 .swarm/memory.db "PRAGMA {integrity};"
 """
 
 COVERS = {
-    'runbook': 'process up, /health, verify status, truth score via jq, error lines (printed, not counted), '
-               'ops/sec, cache hit rate, truth score (SQL), full integrity_check; no classification',
+    'runbook': 'process up, /health, verify status, neural status, truth report, truth score via jq, error lines '
+               '(printed, not counted), ops/sec, cache hit rate, truth score (SQL), full integrity_check; '
+               'no classification',
     'runbook_quick': 'as above with quick_check (the depth triage checks on DBs above 64 MiB)',
     'module': 'ours: /health, integrity_check (quick_check above 64 MiB), ops/sec, cache hit rate, truth score + per-agent scores, GOAP avg, '
               'patterns created 24h, DB+WAL size, growth rate, disk free, log size + error/critical/fatal counts, '
@@ -105,6 +118,9 @@ LABELS = {
     'playbook': 'triage via `ansible-playbook`, 1 task',
     'ping': '`ansible localhost -m ansible.builtin.ping`',
 }
+# The same approaches against the real release (--real-cli): name + REAL.
+REAL = '_real'
+WITH_REAL = ('runbook', 'module', 'ansible', 'playbook')
 
 
 def free_port():
@@ -144,6 +160,25 @@ def make_app(work, rows):
     log = os.path.join(work, 'application.log')
     write_log(log)
     return app, log
+
+
+def make_real_app(work, app, version):
+    """A second app dir deploying the real release (node_modules of the cached install), with the same
+    memory.db (copied with the backup API) and verification state as `app`."""
+    stamp = real_claude_flow.install(version)
+    real_app = real_claude_flow.link_app(os.path.join(real_claude_flow.cache_root(), stamp['key']),
+                                         os.path.join(work, 'app-real'))
+    os.symlink(os.path.join('node_modules', '.bin', 'claude-flow'), os.path.join(real_app, 'claude-flow'))
+    os.makedirs(os.path.join(real_app, '.swarm'))
+    shutil.copy(STATE, os.path.join(real_app, '.swarm', 'verification-memory.json'))
+    source = sqlite3.connect(os.path.join(app, '.swarm', 'memory.db'))
+    target = sqlite3.connect(os.path.join(real_app, '.swarm', 'memory.db'))
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    return real_app
 
 
 def start_app(app, log):
@@ -187,24 +222,25 @@ def tool(name):
     return path if os.path.exists(path) else shutil.which(name)
 
 
-def commands(work, app, log, port):
-    """{approach: (argv, env, check(stdout) -> summary string)}."""
+def commands(work, app, log, port, suffix=''):
+    """{approach + suffix: (argv, env, check(stdout) -> summary string)} for one app dir."""
     triage_args = {'app_dir': app, 'health_url': 'http://127.0.0.1:%d/health' % port, 'log_path': log}
     scripts = {}
     for name, integrity in (('runbook', 'integrity_check'), ('runbook_quick', 'quick_check')):
-        scripts[name] = os.path.join(work, name + '.sh')
+        scripts[name] = os.path.join(work, name + suffix + '.sh')
         with open(scripts[name], 'w') as handle:
             handle.write(SCRIPT.format(app=app, port=port, log=log, integrity=integrity,
+                                       neural_status='node_modules/.bin/claude-flow neural status',
                                        metrics_sql=RUNBOOK_METRICS_SQL.strip().replace('"', '\\"')))
-    args_file = os.path.join(work, 'args.json')
+    args_file = os.path.join(work, 'args%s.json' % suffix)
     with open(args_file, 'w') as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': dict(triage_args, _ansible_remote_tmp=work)}, handle)
-    playbook = os.path.join(work, 'triage.yml')
+    playbook = os.path.join(work, 'triage%s.yml' % suffix)
     with open(playbook, 'w') as handle:
         handle.write('- name: Triage\n  hosts: localhost\n  connection: local\n  gather_facts: false\n'
                      '  tasks:\n    - name: Assess\n      claude_flow.runbook.triage: %s\n' % json.dumps(triage_args))
     module_env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.collections'))
-    return {
+    plan = {
         'runbook': (['bash', scripts['runbook']], None, check_script),
         'runbook_quick': (['bash', scripts['runbook_quick']], None, check_script),
         'module': ([sys.executable, MODULE, args_file], module_env, check_module),
@@ -214,6 +250,28 @@ def commands(work, app, log, port):
         'ping': ([tool('ansible'), 'localhost', '-i', 'localhost,', '-c', 'local', '-m', 'ansible.builtin.ping'],
                  ansible_env(), check_ping),
     }
+    if suffix:
+        plan = dict((name + suffix, plan[name]) for name in WITH_REAL)
+    return plan
+
+
+def version_cost(app, repeat):
+    """Best ms of `claude-flow --version` (a node start) and of reading node_modules/claude-flow/package.json."""
+    package = os.path.join(app, 'node_modules', 'claude-flow', 'package.json')
+    best_cli, best_read, printed, read = float('inf'), float('inf'), None, None
+    for dummy in range(max(repeat, 3)):
+        started = time.perf_counter()
+        printed = subprocess.run([os.path.join(app, 'node_modules', '.bin', 'claude-flow'), '--version'], cwd=app,
+                                 env=real_claude_flow.cli_env(), capture_output=True, text=True,
+                                 check=True).stdout.strip().splitlines()[0]
+        best_cli = min(best_cli, (time.perf_counter() - started) * 1000.0)
+        started = time.perf_counter()
+        with open(package) as handle:
+            read = json.load(handle)['version']
+        best_read = min(best_read, (time.perf_counter() - started) * 1000.0)
+    if printed.lstrip('v').split()[-1].lstrip('v') != read:
+        raise SystemExit('--version printed %r but package.json says %r' % (printed, read))
+    return best_cli, best_read, printed
 
 
 def check_script(out):
@@ -314,21 +372,39 @@ def machine():
         '/'.join('%.1f' % x for x in os.getloadavg()))
 
 
-def render(rows_n, repeat, times, seen, counts, host, breakdown):
+def render(rows_n, repeat, times, seen, counts, host, breakdown, real_version=None, version=None):
     base = min(times['runbook'])
+    real_base = min(times['runbook' + REAL]) if real_version else None
     out = ['Triage at %d rows (%s), wall ms, best and median of %d interleaved rounds. %s.' % (
         rows_n, ', '.join('%s %d' % kv for kv in sorted(counts.items())), repeat, host), '',
-        '| approach | wall ms (best) | wall ms (median) | ours / runbook (best) | covers |',
-        '|---|---:|---:|---:|---|']
-    for name in LABELS:
+        '| approach | claude-flow CLI | wall ms (best) | wall ms (median) | ours / runbook (best) | covers |',
+        '|---|---|---:|---:|---:|---|']
+    order = list(LABELS)
+    if real_version:
+        order = [item for name in LABELS for item in ((name, name + REAL) if name in WITH_REAL else (name,))]
+    for name in order:
+        plain = name[:-len(REAL)] if name.endswith(REAL) else name
+        cli = 'real %s' % real_version if name.endswith(REAL) else 'stand-in 2.7.47'
+        if plain == 'ping':
+            cli = 'none'
         best = min(times[name])
-        ratio = '1.00 (baseline)' if name == 'runbook' else '%.2f' % (best / base)
-        if name == 'ping':
+        own_base = real_base if name.endswith(REAL) else base
+        ratio = '1.00 (baseline)' if plain == 'runbook' else '%.2f' % (best / own_base)
+        if plain == 'ping':
             ratio = '(%.2f)' % (best / base)
-        out.append('| %s | %.0f | %.0f | %s | %s |' % (
-            LABELS[name], best, statistics.median(times[name]), ratio, COVERS[name]))
+        out.append('| %s | %s | %.0f | %.0f | %s | %s |' % (
+            LABELS[plain], cli, best, statistics.median(times[name]), ratio, COVERS[plain]))
+    out += ['', 'Ratios compare rows that use the same CLI (the real rows against the real runbook row).']
+    if version:
+        cli_ms, read_ms, printed = version
+        out += ['', 'The installed version: `node_modules/.bin/claude-flow --version` (real %s, prints %r) '
+                'best %.0f ms; reading node_modules/claude-flow/package.json best %.2f ms.' % (
+                    real_version, printed, cli_ms, read_ms)]
     out += ['', 'What each read (last round):', '']
-    out += ['- %s: %s' % (LABELS[name], seen[name]) for name in LABELS if seen.get(name)]
+    out += ['- %s (%s): %s' % (LABELS[name[:-len(REAL)] if name.endswith(REAL) else name],
+                               'real CLI' if name.endswith(REAL) else 'no CLI' if name == 'ping' else 'stand-in',
+                               seen[name])
+            for name in order if seen.get(name)]
     out += ['', 'Where the module\'s own work goes (each probe in-process, best of %d):' % repeat, '',
             '| probe | ms |', '|---|---:|']
     out += ['| %s | %.1f |' % (name, ms) for name, ms in breakdown]
@@ -342,6 +418,8 @@ def main():
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first (page cache, .pyc files)')
     parser.add_argument('--workdir', default=os.path.join(HERE, 'results'))
     parser.add_argument('--out', help='also write the table (Markdown) to this file')
+    parser.add_argument('--real-cli', default='2.7.47', metavar='VERSION',
+                        help="real claude-flow release for the real-CLI rows ('' leaves them out)")
     args = parser.parse_args()
     if args.repeat < 1 or args.warmup < 0:
         parser.error('--repeat must be 1 or more and --warmup 0 or more')
@@ -350,11 +428,16 @@ def main():
             parser.error('%s is not installed; run `make deps` (tests/lab/ensure-deps.sh)' % name)
     os.makedirs(args.workdir, exist_ok=True)
     work = tempfile.mkdtemp(prefix='triage-', dir=args.workdir)
-    app_proc = None
+    app_proc = real_proc = None
+    version = None
     try:
         app, log = make_app(work, args.rows)
+        real_app = make_real_app(work, app, args.real_cli) if args.real_cli else None
         app_proc, port = start_app(app, log)
         plan = commands(work, app, log, port)
+        if real_app:
+            real_proc, real_port = start_app(real_app, log)
+            plan.update(commands(work, real_app, log, real_port, REAL))
         times = dict((name, []) for name in plan)
         seen = {}
         names = list(plan)
@@ -368,11 +451,14 @@ def main():
                 if round_no >= args.warmup:
                     times[name].append(elapsed)
         breakdown = probe_breakdown(app, log, port, args.repeat)
+        if real_app:
+            version = version_cost(real_app, args.repeat)
         table = render(args.rows, args.repeat, times, seen, table_rows(os.path.join(app, '.swarm', 'memory.db')),
-                       machine(), breakdown)
+                       machine(), breakdown, args.real_cli or None, version)
     finally:
-        if app_proc is not None:
-            stop_app(app_proc)
+        for proc in (app_proc, real_proc):
+            if proc is not None:
+                stop_app(proc)
         shutil.rmtree(work, ignore_errors=True)
     print(table)
     if args.out:

@@ -14,6 +14,8 @@ command -v shellcheck >/dev/null || need+=(shellcheck)
 # tests/ci/sqlite3-recover.sh builds a sqlite3 CLI with .recover from the npm registry's amalgamation.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v npm >/dev/null || need+=(npm)
+# The real claude-flow releases' native modules are built locally (node-gyp: make, g++).
+command -v g++ >/dev/null || need+=(g++)
 # The stand-ins and lab scripts use `#!/usr/bin/env python` (the shebang ansible-test allows).
 [ -e /usr/bin/python ] || need+=(python-is-python3)
 if [ "${#need[@]}" -gt 0 ]; then

@@ -12,6 +12,7 @@ the docker-systemctl-replacement script, which runs the real unit claude-code-pr
 
 Usage (root):
   python3 tests/lab/lab.py up --hosts N [--state-dir DIR] [--profile runbook] [--rows 5000]
+                            [--real-cli 2.7.47[,3.43.0...]]   (real releases instead of the stand-in)
   python3 tests/lab/lab.py down | status [--json]
   python3 tests/lab/lab.py exec HOST -- CMD...
   python3 tests/lab/lab.py break HOST MODE        (MODE: one of BREAK_MODES)
@@ -48,6 +49,7 @@ DEFAULT_STATE_DIR = os.path.join(REPO, '.lab')
 DEFAULT_STANDINS = os.path.join(HERE, 'standins')
 GENERATOR = os.path.join(HERE, 'memory_db_gen.py')
 INIT = os.path.join(HERE, 'host', 'init.py')
+REAL_CLAUDE_FLOW = os.path.join(HERE, 'real_claude_flow.py')
 LAB_GROUP_VARS = os.path.join(REPO, 'inventories', 'lab', 'group_vars')
 
 NETNS_DIR = '/run/netns'
@@ -75,6 +77,9 @@ CLAUDE_FLOW_VERSION = '2.7.47'
 TRUTH_THRESHOLD = 0.85   # real claude-flow 2.x "moderate" mode passes a verification at >= 0.85
 HEALTHY_TRUTH = 0.97
 PROFILES = ('runbook', 'reasoningbank', 'v3')
+# 2.x `verify verify --agent reviewer` simulates the reviewer's checks (no npm scripts run) and records
+# one verification scoring 0.85 (each call starts a new history: the real CLI keeps only its own entry).
+REAL_CLI_AGENT = 'reviewer'
 
 # break mode -> generator knobs for a regenerated live DB; None: handled on its own.
 BREAK_MODES = {
@@ -218,6 +223,13 @@ def load_generator():
         raise LabError('%s is missing: the lab makes every memory.db with it; restore it from the repository'
                        % GENERATOR)
     spec = importlib.util.spec_from_file_location('cflab_memory_db_gen', GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_real_claude_flow():
+    spec = importlib.util.spec_from_file_location('cflab_real_claude_flow', REAL_CLAUDE_FLOW)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -452,8 +464,10 @@ class Lab(object):
                            '--standins DIR' % self.standins)
         load_generator()   # fails with the fix when it is missing or broken
 
-    def up(self, hosts, profile='runbook', rows=5000, workers=None):
-        """Start `hosts` provisioned hosts; returns timings. On failure cleans up and raises LabError."""
+    def up(self, hosts, profile='runbook', rows=5000, workers=None, real_cli=None):
+        """Start `hosts` provisioned hosts; returns timings. On failure cleans up and raises LabError.
+        real_cli: claude-flow versions (tests/lab/real_claude_flow.py) given to the hosts in turn instead
+        of the stand-in: lab1 the first, lab2 the second, ..."""
         started = time.monotonic()
         if not 1 <= hosts <= MAX_HOSTS:
             raise LabError('--hosts must be between 1 and %d (got %d)' % (MAX_HOSTS, hosts))
@@ -467,7 +481,8 @@ class Lab(object):
         self.systemctl = systemctl_script()
         for path in (self.state_dir, self.cp_dir, self.hosts_dir):
             os.makedirs(path, exist_ok=True)
-        self.state = {'hosts': {}, 'profile': profile, 'rows': rows, 'hub': self.hub}
+        self.state = {'hosts': {}, 'profile': profile, 'rows': rows, 'hub': self.hub,
+                      'real_cli': list(real_cli or [])}
         self._save()
         timings = {}
         try:
@@ -478,6 +493,8 @@ class Lab(object):
                 run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'cflab-controller', '-f', self.key])
             self._make_hub()
             dbs = self._release_dbs(profile, rows)
+            for version in self.state['real_cli']:
+                self._real_release(version)
             timings['prepare_s'] = round(time.monotonic() - started, 2)
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers or min(hosts, 16)) as pool:
                 timings['hosts_s'] = dict(pool.map(lambda index: self._start_host(index, dbs), range(1, hosts + 1)))
@@ -628,6 +645,7 @@ class Lab(object):
         """The production layout of DESIGN.md written into this host's overlays; then the unit started."""
         now = time.time()
         claude_flow = os.path.join(self.standins, 'claude-flow')
+        real = self._real_release(self.real_cli_version(index))
         healthy = json.dumps(truth_state(HEALTHY_TRUTH, now), indent=2) + '\n'
         for number, release in enumerate(RELEASES):
             app = self.fs(index, '%s/%s' % (BACKUPS_DIR, release))
@@ -635,11 +653,13 @@ class Lab(object):
             copy_file(db, os.path.join(app, '.swarm', 'memory.db'))
             copy_file(backup, os.path.join(app, 'memory.db.backup'))
             write_file(os.path.join(app, '.swarm', 'verification-memory.json'), healthy)
-            if os.path.isfile(claude_flow):
+            if real is not None:
+                self._place_real_release(real, app)
+            elif os.path.isfile(claude_flow):
                 copy_file(claude_flow, os.path.join(app, 'node_modules', '.bin', 'claude-flow'), mode=0o755)
             write_file(os.path.join(app, 'package.json'), json.dumps(
                 {'name': 'claude-code-production', 'version': release.split('-', 1)[1], 'private': True,
-                 'dependencies': {'claude-flow': CLAUDE_FLOW_VERSION}}, indent=2) + '\n')
+                 'dependencies': {'claude-flow': real['version'] if real else CLAUDE_FLOW_VERSION}}, indent=2) + '\n')
             day = release.split('-', 1)[1].replace('.', '-')
             write_file(os.path.join(app, 'deployment-log.txt'), ''.join('%sT%s %s\n' % (day, clock, text) for clock, text in (
                 ('09:00:00Z', 'deploy %s started by deploy-bot (pipeline #%d)' % (release, 4100 + number)),
@@ -672,6 +692,64 @@ class Lab(object):
             raise LabError('%s: `systemctl start %s` failed (rc %d): %s\n--- service output ---\n%s'
                            % (host_name(index), SERVICE, started.returncode, started.stdout + started.stderr, tail))
         self._wait_health(index, 200)
+
+    # ------------------------------------------------------------------ real claude-flow releases
+
+    def real_cli_version(self, host):
+        """The real claude-flow release of a host (up --real-cli), or None for the stand-in."""
+        versions = self.state.get('real_cli') or []
+        return versions[(parse_host(host) - 1) % len(versions)] if versions else None
+
+    def _real_release(self, version):
+        """Files of a real release for the hosts, made once per lab in the cache dir: the cached install
+        (tests/lab/real_claude_flow.py), a .swarm/memory.db the real CLI created (2.x `memory store`,
+        3.x `memory init` + `memory store`) with its backup, and on 2.x the verification state the real
+        CLI wrote (`verify verify` of an agent type whose checks it simulates: one entry, 0.85, which the
+        severity table puts in P1)."""
+        if version is None:
+            return None
+        cached = getattr(self, '_real', {}).get(version)
+        if cached and os.path.exists(cached['db']):   # provision() empties the cache dir
+            return cached
+        real_cli = load_real_claude_flow()
+        try:
+            install = os.path.join(real_cli.cache_root(), real_cli.install(version)['key'])
+            work = os.path.join(self.cache_dir, 'real-' + version)
+            shutil.rmtree(work, ignore_errors=True)
+            app = real_cli.link_app(install, os.path.join(work, 'app'))
+            real_cli.make_memory_db(app, version)
+            state = None
+            if real_cli.major_of(version) == 2:
+                out, err, rc, _seconds = real_cli.run_cli(app, ['verify', 'verify', 'task-1', '--agent', REAL_CLI_AGENT])
+                if rc != 0:
+                    raise LabError('claude-flow %s verify verify failed (rc %s): %s'
+                                   % (version, rc, (out + err).decode('utf-8', 'replace')[-800:]))
+                state = os.path.join(app, '.swarm', 'verification-memory.json')
+        except real_cli.RealCliError as exc:
+            raise LabError(str(exc))
+        db = os.path.join(app, '.swarm', 'memory.db')
+        backup = os.path.join(work, 'memory.db.backup')
+        self._sqlite_backup(db, backup)
+        self._real = dict(getattr(self, '_real', {}), **{version: {
+            'version': version, 'node_modules': os.path.join(install, 'node_modules'), 'db': db, 'backup': backup,
+            'state': state}})
+        return self._real[version]
+
+    @staticmethod
+    def _place_real_release(real, app):
+        """A release dir running the real CLI: node_modules is the cached install (a symlink: the tree is
+        ~1 GB, shared by every host; the lab's paths outside the overlaid dirs are the controller's)."""
+        link = os.path.join(app, 'node_modules')
+        if os.path.lexists(link):
+            shutil.rmtree(link) if os.path.isdir(link) and not os.path.islink(link) else os.unlink(link)
+        os.symlink(real['node_modules'], link)
+        copy_file(real['db'], os.path.join(app, '.swarm', 'memory.db'))
+        copy_file(real['backup'], os.path.join(app, 'memory.db.backup'))
+        state = os.path.join(app, '.swarm', 'verification-memory.json')
+        if real['state']:
+            copy_file(real['state'], state)
+        elif os.path.exists(state):
+            os.unlink(state)   # 3.x keeps no verification state
 
     def provision(self, host):
         """Re-create the production layout on a running host: fresh healthy DBs, newest release live."""
@@ -948,6 +1026,9 @@ def main(argv=None):
     up.add_argument('--hosts', type=int, default=2)
     up.add_argument('--profile', default='runbook', choices=PROFILES, help='schema profile of every memory.db')
     up.add_argument('--rows', type=int, default=5000, help='rows per generated memory.db')
+    up.add_argument('--real-cli', default='', metavar='VERSION[,VERSION...]',
+                    help='real claude-flow releases (tests/lab/real_claude_flow.py install) instead of the stand-in, '
+                         'given to the hosts in turn: lab1 the first, lab2 the second, ...')
     sub.add_parser('down', parents=[common], help='stop and remove everything the lab started')
     status = sub.add_parser('status', parents=[common], help='state of every host')
     status.add_argument('--json', action='store_true')
@@ -965,7 +1046,8 @@ def main(argv=None):
         if args.command in ('up', 'down', 'break', 'provision'):
             lab.check_not_held()
         if args.command == 'up':
-            timings = lab.up(args.hosts, profile=args.profile, rows=args.rows)
+            timings = lab.up(args.hosts, profile=args.profile, rows=args.rows,
+                             real_cli=[item for item in args.real_cli.split(',') if item])
             print('lab up: %d hosts in %.2f s; inventory %s' % (args.hosts, timings['total_s'], lab.inventory))
         elif args.command == 'down':
             result = lab.down()
