@@ -30,8 +30,8 @@ options:
   extra_reasons:
     description:
       - Findings the triage result does not carry, in the same shape as its reasons
-        (C(metric), C(severity), C(runbook), optional C(value)), for example
-        C({metric: release_link_dangling, severity: P0, value: true, runbook: ...}).
+        (C(metric), C(severity), C(runbook), optional C(value)), for example a C(release_link_dangling)
+        reason of severity C(P0) when the production symlink points at a deleted release.
     type: list
     elements: dict
     default: []
