@@ -56,8 +56,8 @@ ACTIONS = (
      'triggers': (('disk_free_ratio', 'P1'),), 'unless': (),
      'runbook': 'Prevention: monitor disk space (a human frees space; no automated deletion)'},
     {'action': 'schedule_maintenance', 'responses': ('P2',),
-     'triggers': tuple((metric, 'P2') for metric in ('truth_score', 'agent_score', 'ops_per_second',
-                                                      'goap_planning_ms')), 'unless': (),
+     'triggers': tuple((metric, 'P2') for metric in
+                       ('truth_score', 'agent_score', 'ops_per_second', 'goap_planning_ms')), 'unless': (),
      'runbook': 'P2: investigate, create a ticket, schedule maintenance if needed'},
     {'action': 'backlog', 'responses': ('P3',),
      'triggers': tuple((metric, 'P3') for metric in ('db_size_bytes', 'log_size_bytes', 'disk_free_ratio')),

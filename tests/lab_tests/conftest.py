@@ -26,6 +26,9 @@ import lab as labmod  # noqa: E402  (tests/lab is not a package)
 
 DEFAULT_HOSTS = 5
 LOCK_WAIT_S = 1800
+# A lab in another state dir gets namespace names of its own: set this when another checkout on the
+# same machine runs its default lab (whose names are fixed).
+STATE_DIR = os.environ.get('CLAUDE_FLOW_LAB_DIR') or None
 
 
 def pytest_configure(config):
@@ -34,7 +37,8 @@ def pytest_configure(config):
 
 def lab_cli(*args, timeout=300):
     """Run tests/lab/lab.py the way a user does; fail the test with its output when it fails."""
-    proc = subprocess.run([sys.executable, LAB_PY] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    args = list(args) + (['--state-dir', STATE_DIR] if STATE_DIR else [])
+    proc = subprocess.run([sys.executable, LAB_PY] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         pytest.fail('lab.py %s failed (rc %d):\n%s' % (' '.join(args), proc.returncode, proc.stdout))
@@ -58,15 +62,15 @@ def lab(request):
     hosts = getattr(request.module, 'LAB_HOSTS', DEFAULT_HOSTS)
     # One test session at a time: another one waits here, and `lab.py up/down` from outside refuse
     # to touch the lab while this module uses it.
-    with labmod.Lab().hold(timeout=LOCK_WAIT_S):
+    with labmod.Lab(STATE_DIR).hold(timeout=LOCK_WAIT_S):
         # No other test session uses it now: a lab still up was left by a crashed run (or by hand).
         lab_cli('down')
         lab_cli('up', '--hosts', str(hosts))
         try:
-            yield labmod.Lab()
+            yield labmod.Lab(STATE_DIR)
         finally:
             lab_cli('down')
-            left = labmod.Lab().leftovers()
+            left = labmod.Lab(STATE_DIR).leftovers()
             assert not any(left.values()), 'lab down left things behind: %r' % left
 
 

@@ -288,6 +288,9 @@ def test_p0_corrupt_db_recovered_via_triage(lab, fresh, receiver, reports_dir):
     assert any('System stabilized' in event for _stamp, event in entries)
     assert any('Incident resolved' in event for _stamp, event in entries)
     assert os.path.exists(os.path.join(reports_dir, host, 'incident-%s.md' % incident))
+    # the run ends with the host's summary: outcome, plan, report path
+    assert 'P0 response on %s: Resolved' % host in run.out, run
+    assert 'plan: recover_db' in run.out and 'Report: %s/incident-%s.md' % (INCIDENTS, incident) in run.out, run
     with open(os.path.join(reports_dir, host, 'incident-%s.html' % incident)) as handle:
         html = handle.read()
     assert '<svg' in html and '<polyline' in html
@@ -355,10 +358,14 @@ def test_p0_second_run_is_idempotent_and_silent(lab, receiver, reports_dir):
     assert health(lab, host) == 200
     before = tree_digest(lab.fs(index_of(host), '/opt/claude-code-backups'))
     started = time.time()
-    run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir))
+    run = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir))
     assert run.rc == 0, run
     assert 'No P0 condition on this host: nothing to do' in run.out
     assert run.recap(host)['changed'] == 0, run
+    # nothing planned, so no remediation task is even shown (no wall of skipped tasks)
+    shown = re.findall(r'^TASK \[claude_flow\.runbook\.(db_recovery|rollback|maintenance|diagnostics|service) :', run.out, re.M)
+    assert not shown, 'remediation tasks listed on a healthy host: %s' % sorted(set(shown))
+    assert 'P0 response on %s: nothing to do (no P0 condition)' % host in run.out, run
     assert payloads(receiver, '/', started) == []
     after = tree_digest(lab.fs(index_of(host), '/opt/claude-code-backups'))
     changed = [p for p in before if before[p] != after.get(p) and '.swarm/memory.db' not in p]
@@ -374,7 +381,7 @@ def test_p0_check_mode_changes_nothing(lab, fresh, receiver, reports_dir):
     incidents_before = tree_digest(lab.fs(index_of(host), INCIDENTS))
     preserve_before = preserved_digests(lab, host)
     started = time.time()
-    run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir), check=True)
+    run = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir), check=True)
     assert run.rc == 0, run
     assert 'Would roll back' in run.out, run
     # the payloads are shown (the YAML callback prints the emoji escaped) but the routing key is not
@@ -395,7 +402,7 @@ def test_p0_concurrent_runs_are_serialised(lab, fresh, receiver, reports_dir):
 
     def go(name, delay):
         time.sleep(delay)
-        results[name] = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir))
+        results[name] = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir))
 
     threads = [threading.Thread(target=go, args=('first', 0)), threading.Thread(target=go, args=('second', 1.5))]
     for thread in threads:
@@ -433,7 +440,7 @@ def test_p0_escalation_ticks_send_due_levels_once(lab, receiver, reports_dir):
         json.dump(record, handle)
     try:
         started = time.time()
-        run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')
+        run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')  # the old name imports p0_response.yml
         assert run.rc == 0, run
         escalations = [h for h in payloads(receiver, '/webhook', started) if h.get('kind') == 'escalation']
         levels = [h['level'] for h in escalations]
@@ -448,7 +455,7 @@ def test_p0_escalation_ticks_send_due_levels_once(lab, receiver, reports_dir):
             sent = [e['level'] for e in json.load(handle)['escalations_sent']]
         assert sent == ['on-call', 'manager', 'vp']
         again = time.time()
-        run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')
+        run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')  # the old name imports p0_response.yml
         assert run.rc == 0, run
         assert payloads(receiver, '/', again) == [], 'levels were sent twice'
     finally:
@@ -470,7 +477,7 @@ def test_p0_circuit_breaker_stops_and_pages(lab, fresh, receiver, reports_dir):
     lab.break_host(host, 'service_down')
     started = time.time()
     extra = dict(notify_vars(receiver, reports_dir), claude_flow_guard_max_remediations=2)
-    run = playbook(lab, 'p0-response.yml', host, extra)
+    run = playbook(lab, 'p0_response.yml', host, extra)
     assert run.rc != 0, run
     assert 'circuit breaker open: 2 remediations' in run.out and 'INC-EARLIER-1' in run.out, run
     assert not run.ran('Restart the service (systemctl restart)'), 'remediated despite the open breaker'
@@ -537,7 +544,7 @@ def test_p2_goap_slow_tickets_once(lab, fresh, receiver, reports_dir):
     with open(queue) as handle:
         queued = [json.loads(line) for line in handle if line.strip()]
     assert len(queued) == 1 and queued[0]['prune_rules'] == ['goap_low_confidence']
-    again = playbook(lab, 'p2-response.yml', host, notify_vars(receiver, reports_dir))
+    again = playbook(lab, 'p2_response.yml', host, notify_vars(receiver, reports_dir))
     assert again.rc == 0, again
     assert 'not duplicated' in again.out
     with open(tickets) as handle:
@@ -582,7 +589,7 @@ def test_p3_db_size_goes_to_the_backlog_once(lab, fresh, receiver, reports_dir):
         entries = [json.loads(line) for line in handle if line.strip()]
     assert len(entries) == 1 and entries[0]['severity'] == 'P3' and entries[0]['reasons'][0]['metric'] == 'db_size_bytes'
     assert payloads(receiver, '/pagerduty', started) == [], 'P3 must not page'
-    again = playbook(lab, 'p3-response.yml', host, extra)
+    again = playbook(lab, 'p3_response.yml', host, extra)
     assert again.rc == 0 and 'not duplicated' in again.out, again
     with open(backlog) as handle:
         assert len([line for line in handle if line.strip()]) == 1
@@ -607,7 +614,7 @@ def test_p0_corrupt_db_without_backups_uses_the_salvaged_file(lab, fresh, receiv
     lab.break_host(host, 'corrupt_db')
     _spoil_backups(lab, host)
     before = db_set_digests(lab, host)
-    run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir))
+    run = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir))
     assert run.rc == 0, run
     assert 'from recovered' in run.out, run
     assert_healthy(lab, host)
@@ -629,7 +636,7 @@ def test_p0_nothing_usable_fails_loudly_and_pages(lab, fresh, receiver, reports_
     lab.exec(host, ['systemctl', 'start', 'claude-code-production'], capture=True)
     damaged = sha256(live)
     started = time.time()
-    run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir))
+    run = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir))
     assert run.rc != 0, run
     assert 'NOTHING USABLE' in run.out, run
     assert sha256(live) == damaged, 'the damaged DB was changed although nothing could replace it'
@@ -655,7 +662,7 @@ def test_p0_restart_that_does_not_help_rolls_back(lab, fresh, receiver, reports_
     assert rc == 0, out
     assert integrity(lab, host) == 'ok' and health(lab, host) != 200
     extra = dict(notify_vars(receiver, reports_dir), claude_flow_health_retries=4)
-    run = playbook(lab, 'p0-response.yml', host, extra)
+    run = playbook(lab, 'p0_response.yml', host, extra)
     assert run.rc == 0, run
     assert run.ran('Restart the service (systemctl restart)'), run
     assert run.ran('Roll back after the failed restart') or run.ran('Rename the temp symlink over the production symlink'), run

@@ -1,6 +1,6 @@
 # Copyright: claude_flow.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Scenario default: lab1 had its live memory.db corrupted; p0-response.yml ran."""
+"""Scenario default: lab1 had its live memory.db corrupted; p0_response.yml ran."""
 
 import verify_lib as v
 
