@@ -14,8 +14,8 @@ __metaclass__ = type
 import copy
 
 LEVELS = ('P0', 'P1', 'P2', 'P3')
-PLAYBOOKS = {'P0': 'playbooks/p0-response.yml', 'P1': 'playbooks/p1-response.yml',
-             'P2': 'playbooks/p2-response.yml', 'P3': 'playbooks/p3-response.yml'}
+PLAYBOOKS = {'P0': 'playbooks/p0_response.yml', 'P1': 'playbooks/p1_response.yml',
+             'P2': 'playbooks/p2_response.yml', 'P3': 'playbooks/p3_response.yml'}
 
 # direction 'below': value < threshold breaches; 'above': value > threshold breaches.
 # Levels are checked P0 first, so the most severe breached level wins for a metric.

@@ -125,7 +125,7 @@ EXAMPLES = r'''
     state: acquired
     incident_id: INC-20260101-120000-web1
     run_id: "{{ claude_flow_lock_run_id }}"
-    owner: "{{ lookup('ansible.builtin.env', 'USER') }} p0-response"
+    owner: "{{ lookup('ansible.builtin.env', 'USER') }} p0_response"
     wait_timeout: 300
     lease: 900
 

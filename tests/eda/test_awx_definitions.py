@@ -152,15 +152,15 @@ def test_p0_workflow_plan_slack_approval_then_response_and_timeout_denies():
     settings = load(os.path.join(AWX, 'vars', 'main.yml'))
     plan_template = next(t for t in settings['awx_job_templates'] if t['name'] == nodes['p0-plan']['unified_job_template'])
     assert plan_template['job_type'] == 'check'
-    assert plan_template['playbook'] == 'playbooks/p0-response.yml'
+    assert plan_template['playbook'] == 'playbooks/p0_response.yml'
     assert nodes['p0-plan']['success_nodes'] == ['p0-plan-to-slack']
     assert nodes['p0-plan-to-slack']['always_nodes'] == ['p0-approval']
     approval = nodes['p0-approval']
     assert approval['approval_node']['timeout'] and settings['awx_p0_approval_timeout'] > 0
     # Timeout or deny fails the approval node; the response hangs off success only.
-    assert approval['success_nodes'] == ['p0-response']
+    assert approval['success_nodes'] == ['p0_response']
     assert 'failure_nodes' not in approval and 'always_nodes' not in approval
-    assert nodes['p0-response']['unified_job_template'] == 'claude-flow P0 response'
+    assert nodes['p0_response']['unified_job_template'] == 'claude-flow P0 response'
     linked = {child for node in nodes.values() for key in ('success_nodes', 'failure_nodes', 'always_nodes')
               for child in node.get(key, [])}
     assert set(nodes) - linked == {'p0-plan'}  # one root: the plan
@@ -238,7 +238,7 @@ def test_awx_rulebook_is_the_local_one_with_awx_actions():
         if awx_kind == 'run_workflow_template':
             # The workflow's response node runs the same playbook after approval.
             assert awx_args['name'] == settings['awx_p0_workflow']
-            assert playbook == 'p0-response.yml'
+            assert playbook == 'p0_response.yml'
         else:
             assert awx_kind == 'run_job_template', mine['name']
             assert os.path.basename(templates[awx_args['name']]) == playbook, mine['name']
@@ -289,7 +289,7 @@ def test_escalation_ticks_run_on_a_schedule():
     templates = {t['name']: t for t in settings['awx_job_templates']}
     scheduled = {s['template']: s for s in settings['awx_schedules']}
     ticks = [t for t in templates.values() if t.get('job_tags') == 'escalate']
-    assert {t['playbook'] for t in ticks} == {'playbooks/p0-response.yml', 'playbooks/p1-response.yml'}
+    assert {t['playbook'] for t in ticks} == {'playbooks/p0_response.yml', 'playbooks/p1_response.yml'}
     for tick in ticks:
         assert tick['name'] in scheduled, '%s has no schedule' % tick['name']
         assert 'FREQ=MINUTELY;INTERVAL=5' in scheduled[tick['name']]['rrule']

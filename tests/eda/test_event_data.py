@@ -52,7 +52,7 @@ def test_no_playbook_or_role_reads_the_raw_event_or_a_plain_alert():
                     with open(path) as handle:
                         for number, line in enumerate(handle, 1):
                             code = line.split('#', 1)[0]
-                            # close-incident.yml's refusal names it without reading it
+                            # close_incident.yml's refusal names it without reading it
                             refusal = 'incident_alert is defined' in code or 'incident_alert is not accepted' in code
                             if pattern.search(code) and not refusal:
                                 offenders.append('%s:%d: %s' % (os.path.relpath(path, REPO), number, line.strip()))

@@ -5,9 +5,9 @@ collection's own alertmanager source, started as `ansible-rulebook` would be in
 production. What it runs is chosen by two inputs only, the playbook directory
 (`claude_flow_playbook_dir`) and the inventory (`-i`):
 
-* test_alerts_...: test playbooks p0..p3-response.yml written below,
+* test_alerts_...: test playbooks p0..p3_response.yml written below,
   each recording one marker file per run on the host it ran on, plus the real
-  playbooks/close-incident.yml; three local-connection hosts host-a/b/c.
+  playbooks/close_incident.yml; three local-connection hosts host-a/b/c.
 * test_real_playbooks_...: the repo's playbooks/ on three real lab hosts (fixture lab_hosts in
   conftest.py: a lab in a state dir of its own, always taken down), asserting on what the real
   playbooks leave on each host (incident files, /health, the DB's sha256). It is the slow one
@@ -54,9 +54,9 @@ def e2e_target(tmp_path):
     playbook_dir = tmp_path / 'playbooks'
     playbook_dir.mkdir()
     for level in ('p0', 'p1', 'p2', 'p3'):
-        (playbook_dir / ('%s-response.yml' % level)).write_text(STAND_IN_PLAYBOOK.format(level=level))
+        (playbook_dir / ('%s_response.yml' % level)).write_text(STAND_IN_PLAYBOOK.format(level=level))
     # The real one: it only writes a record, so it runs as is on the stand-in hosts.
-    shutil.copy(os.path.join(REPO, 'playbooks', 'close-incident.yml'), str(playbook_dir / 'close-incident.yml'))
+    shutil.copy(os.path.join(REPO, 'playbooks', 'close_incident.yml'), str(playbook_dir / 'close_incident.yml'))
     markers = tmp_path / 'markers'
     markers.mkdir()
     hosts = {}
@@ -202,7 +202,7 @@ def test_close_incident_refuses_a_path_as_incident_id_and_check_mode_writes_noth
     inventory.write_text(json.dumps({'all': {'hosts': {'host-a': {
         'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
         'claude_flow_incidents_dir': str(incidents)}}}}))
-    playbook = os.path.join(REPO, 'playbooks', 'close-incident.yml')
+    playbook = os.path.join(REPO, 'playbooks', 'close_incident.yml')
 
     def close(incident_id, *extra):
         return subprocess.run([eda.tool('ansible-playbook'), '-i', str(inventory), playbook, '-l', 'host-a',
@@ -324,7 +324,7 @@ def test_real_playbooks_on_lab_hosts_p0_once_p1_once_healthy_host_untouched(
 
     # Three playbooks launched (P0 lab1, P1 lab2, close lab1), the ten duplicates throttled.
     assert log.count('call_action run_playbook') == 3, log[-8000:]
-    assert 'p0-response.yml' in log and 'p1-response.yml' in log
+    assert 'p0_response.yml' in log and 'p1_response.yml' in log
     assert TOKEN not in log
     runtime = time.monotonic() - test_started
     record_property('real_e2e_seconds', round(runtime, 2))

@@ -7,7 +7,7 @@ alertmanager source, real ansible-playbook runs) takes every hostile alert of th
 suite pays its start-up once. Three local-connection hosts host-a/b/c form the group claude_flow.
 The response playbooks are stand-ins that start like the real ones (the one-line host guard import)
 and record what they were given (the alert decoded from incident_alert_b64); the resolved path runs
-the real playbooks/close-incident.yml, the incident record writer for alert text.
+the real playbooks/close_incident.yml, the incident record writer for alert text.
 
 Every injected template tries `lookup('pipe', 'touch <side>/<case>-...')` in both {{ }} and {% %}
 and carries {{ 7 * 191 }}: a file under <side> or a 1337 in a record is a side effect.
@@ -168,8 +168,8 @@ def hostile(tmp_path_factory):
     for path in (side, markers, playbooks):
         path.mkdir()
     for level in ('p0', 'p1', 'p2', 'p3'):
-        (playbooks / ('%s-response.yml' % level)).write_text(STAND_IN.format(level=level))
-    shutil.copy(os.path.join(REPO, 'playbooks', 'close-incident.yml'), str(playbooks / 'close-incident.yml'))
+        (playbooks / ('%s_response.yml' % level)).write_text(STAND_IN.format(level=level))
+    shutil.copy(os.path.join(REPO, 'playbooks', 'close_incident.yml'), str(playbooks / 'close_incident.yml'))
     hosts = {name: {'claude_flow_incidents_dir': str(tmp / 'hosts' / name / 'incidents')}
              for name in ('host-a', 'host-b', 'host-c')}
     inventory = tmp / 'inventory.yml'
@@ -287,7 +287,7 @@ def test_template_in_alert_field_is_stored_literally(hostile, fault, case, statu
     count, stored = side_effects(hostile, name)
     fault.side_effects(count)
     assert hostile['answers'][status] == (200, {'accepted': 6}), hostile['answers'][status]
-    where = 'the %s run record' % severity if status == 'firing' else 'the resolved record (close-incident.yml)'
+    where = 'the %s run record' % severity if status == 'firing' else 'the resolved record (close_incident.yml)'
     assert len(stored) == 1, ('expected one record for %s, got %r' % (name, stored), hostile['log'][-4000:])
     (record,) = stored
     assert record['_host' if status == 'resolved' else 'host'] == host
@@ -425,8 +425,8 @@ def test_token_never_in_logs_or_records(hostile, fault):
 
 # ------------------------------------------------------------- the host guard of the real playbooks
 
-GUARDED = ('p0-response', 'p1-response', 'p2-response', 'p3-response', 'triage', 'maintenance', 'backup',
-           'close-incident')
+GUARDED = ('p0_response', 'p1_response', 'p2_response', 'p3_response', 'triage', 'maintenance', 'backup',
+           'close_incident')
 
 
 def _guard_runs(tmp, runs):
@@ -460,8 +460,8 @@ def _guard_runs(tmp, runs):
 @pytest.mark.fault('operator input', 'Playbook started by hand without -l (implicit all), also with --check')
 def test_implicit_all_by_hand_is_refused_by_every_playbook(tmp_path, fault):
     runs = {name: (name, []) for name in GUARDED}
-    runs['p0-response --check'] = ('p0-response', ['--check'])
-    runs['p0-response --tags escalate'] = ('p0-response', ['--tags', 'escalate'])
+    runs['p0_response --check'] = ('p0_response', ['--check'])
+    runs['p0_response --tags escalate'] = ('p0_response', ['--tags', 'escalate'])
     results, touched = _guard_runs(tmp_path, runs)
     refused = [name for name, (rc, out) in results.items()
                if rc != 0 and 'no hosts named: this would run on every inventory host (3)' in out]
@@ -478,13 +478,13 @@ def test_implicit_all_by_hand_is_refused_by_every_playbook(tmp_path, fault):
 def test_alert_run_on_more_than_its_host_is_refused(tmp_path, fault):
     alert_vars = ['-e', 'incident_id=feed0001-20240501T120000Z', '-e', 'incident_alert_b64=e30=']
     runs = {
-        'wider limit': ('p0-response', ['-l', 'host-a,host-b', '-e', 'target_host=host-a',
+        'wider limit': ('p0_response', ['-l', 'host-a,host-b', '-e', 'target_host=host-a',
                                         '-e', 'claude_flow_target=host-a,host-b'] + alert_vars),
-        'group target': ('p1-response', ['-l', 'claude_flow', '-e', 'target_host=claude_flow',
+        'group target': ('p1_response', ['-l', 'claude_flow', '-e', 'target_host=claude_flow',
                                          '-e', 'claude_flow_target=claude_flow'] + alert_vars),
-        'max_hosts raised': ('p3-response', ['-e', 'target_host=host-a', '-e', 'claude_flow_target=claude_flow',
+        'max_hosts raised': ('p3_response', ['-e', 'target_host=host-a', '-e', 'claude_flow_target=claude_flow',
                                              '-e', 'claude_flow_max_hosts=2'] + alert_vars),
-        'no target_host': ('p2-response', ['-l', 'host-a'] + alert_vars),
+        'no target_host': ('p2_response', ['-l', 'host-a'] + alert_vars),
     }
     results, touched = _guard_runs(tmp_path, runs)
     expected = {

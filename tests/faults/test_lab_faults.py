@@ -262,7 +262,7 @@ def rollback_no_previous_release(case, receiver):
     break_host(case, host, 'truth_low_p0')
     prior = PriorState(case.live_db(host))
     link = case.link(host)
-    run = case.playbook('p0-response.yml')
+    run = case.playbook('p0_response.yml')
     return {'run': run, 'prior': prior, 'link_before': link, 'link_after': case.link(host),
             'health': case.lab.health(int(host[3:])), 'lock': case.lock_held(host),
             'pages': payloads_for(receiver, host, case.started, '/pagerduty'),
@@ -275,7 +275,7 @@ def rollback_previous_missing_backup(case, receiver):
     os.unlink(case.lab.fs(int(host[3:]), RELEASES + '/release-2026.11.25/memory.db.backup'))
     break_host(case, host, 'truth_low_p0')
     prior = PriorState(case.live_db(host))
-    run = case.playbook('p0-response.yml')
+    run = case.playbook('p0_response.yml')
     return {'run': run, 'link_after': case.link(host), 'health': case.lab.health(int(host[3:])),
             'lock': case.lock_held(host), 'lost': prior.lost(*case.preserve_dirs(host)),
             'integrity': integrity(case.live_db(host))}
@@ -290,7 +290,7 @@ def symlink_to_deleted_dir(case, receiver):
     os.unlink(link)
     os.symlink(RELEASES + '/release-2026.12.01', link)   # a release dir that was deleted
     health_before = case.lab.health(index)
-    run = case.playbook('p0-response.yml')
+    run = case.playbook('p0_response.yml')
     return {'run': run, 'health_before': health_before, 'link_after': case.link(host),
             'health': case.lab.health(index), 'lock': case.lock_held(host),
             'pages': payloads_for(receiver, host, case.started, '/pagerduty'),
@@ -312,7 +312,7 @@ def service_fails_after_rollback(case, receiver):
     break_host(case, host, 'truth_low_p0')
     prior = PriorState(case.live_db(host))
     link = case.link(host)
-    run = case.playbook('p0-response.yml')
+    run = case.playbook('p0_response.yml')
     return {'run': run, 'link_before': link, 'link_after': case.link(host),
             'health': case.lab.health(int(host[3:])), 'service': case.lab.service_state(int(host[3:])),
             'lock': case.lock_held(host), 'lost': prior.lost(*case.preserve_dirs(host)),
@@ -324,8 +324,8 @@ def two_alerts_at_once(case, receiver):
     host = case.hosts[0]
     break_host(case, host, 'corrupt_db')
     prior = PriorState(case.live_db(host))
-    first = case.start('p0-response.yml')
-    second = case.start('p0-response.yml')
+    first = case.start('p0_response.yml')
+    second = case.start('p0_response.yml')
     runs = [case.finish(first), case.finish(second)]
     preserved = []
     for base, dirs, _names in os.walk(case.fs(host, PRESERVE)):
@@ -347,7 +347,7 @@ def sigkill_mid_restore(case, receiver):
     prior = PriorState(live)
     journal = live + '.restore-journal.json'
     preserve = case.fs(host, PRESERVE)
-    proc = case.start('p0-response.yml')
+    proc = case.start('p0_response.yml')
     killed_at = None
     deadline = time.monotonic() + 600
     # the restore has begun when its journal exists or the pre-restore preserve dir appears
@@ -364,7 +364,7 @@ def sigkill_mid_restore(case, receiver):
     now = sha256(live) if os.path.exists(live) else None
     state = 'old' if now == prior.files[live][0] else ('new' if now and integrity(live) == 'ok' else 'MIX')
     lock_after_kill = _lock_and_keeper(case, host)
-    rerun = case.playbook('p0-response.yml')
+    rerun = case.playbook('p0_response.yml')
     return {'killed_at': killed_at, 'killed': killed, 'state': state, 'lock_after_kill': lock_after_kill,
             'rerun': rerun, 'health': case.lab.health(index), 'integrity': integrity(live),
             'journal_left': os.path.exists(journal), 'lock': case.lock_held(host),
@@ -390,7 +390,7 @@ def bad_variable(extra, check_file=None):
         watched = case.fs(host, check_file) if check_file else None
         watched_before = sha256(watched) if watched else None
         incidents_before = set(os.listdir(case.fs(host, INCIDENTS)))
-        run = case.playbook('p0-response.yml', extra=extra)
+        run = case.playbook('p0_response.yml', extra=extra)
         return {'run': run, 'lost': prior.lost(*case.preserve_dirs(host)),
                 'watched_changed': bool(watched) and sha256(watched) != watched_before,
                 'root_known': case.exec(host, 'id', 'root').returncode == 0,
@@ -463,7 +463,7 @@ def _listing(case, host, path):
 def notify_endpoints_down(case, receiver):
     host = case.hosts[0]
     break_host(case, host, 'service_down')
-    run = case.playbook('p0-response.yml', dead=True)
+    run = case.playbook('p0_response.yml', dead=True)
     return {'run': run, 'health': case.lab.health(int(host[3:])), 'lock': case.lock_held(host)}
 
 
@@ -593,7 +593,7 @@ def test_service_fails_after_rollback(scenarios, fault):
 
 # ------------------------------------------------------------------------------------ process
 
-@pytest.mark.fault('process', 'Two alerts for the same host at once (two p0-response.yml runs)')
+@pytest.mark.fault('process', 'Two alerts for the same host at once (two p0_response.yml runs)')
 def test_two_alerts_one_remediation(scenarios, fault):
     result, case = outcome(scenarios, 'two_alerts_at_once', fault)
     for run in result['runs']:

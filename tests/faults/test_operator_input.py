@@ -149,7 +149,7 @@ def test_path_typo(db, fault):
     assert not result.get('failed'), result
     assert result['severity'] != 'P0' and result['details']['db_state'] == 'config', result['reasons']
     assert 'configuration problem' in result['unknown']['db_missing']
-    fault.did('severity %s, not P0 (p0-response would have stopped the service): "%s"'
+    fault.did('severity %s, not P0 (p0_response would have stopped the service): "%s"'
               % (result['severity'], fault.clip(result['unknown']['db_missing'], 220)))
 
 

@@ -1,6 +1,6 @@
 # Copyright: claude_flow.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fault cases: the operator mistakes most likely on a first run, through p0-response.yml on a lab host
+"""Fault cases: the operator mistakes most likely on a first run, through p0_response.yml on a lab host
 whose DB is corrupt (a real P0). Each must stop before anything is locked, paged or changed, and say
 what is wrong and how to fix it: a wrong service name, a DB path typo, no backups present (the
 variables point at empty dirs), a vault-encrypted Slack URL without its password. (A wrong -l is
@@ -57,7 +57,7 @@ def p0(broken_host, extra, vault_file=None):
                ANSIBLE_SSH_CONTROL_PATH_DIR=the_lab.cp_dir,
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''))
     env.pop('ANSIBLE_VAULT_IDENTITY_LIST', None)   # the operator gave no vault password
-    cmd = ['ansible-playbook', '-i', the_lab.inventory, os.path.join(REPO, 'playbooks', 'p0-response.yml'), '-l', 'lab1',
+    cmd = ['ansible-playbook', '-i', the_lab.inventory, os.path.join(REPO, 'playbooks', 'p0_response.yml'), '-l', 'lab1',
            '-e', 'claude_flow_slack_webhook_url=%s' % receiver.url('/slack/T0/B0/x'),
            '-e', 'claude_flow_pagerduty_routing_key=mistake', '-e',
            'claude_flow_pagerduty_events_url=%s' % receiver.url('/pagerduty'),

@@ -142,7 +142,7 @@ def test_fresh_install_is_not_data_loss(app, fault, tmp_path):
     assert not result.get('failed'), result
     assert result['severity'] != 'P0' and result['details']['db_state'] == 'not_created', result['reasons']
     assert 'not created yet' in result['unknown']['db_missing']
-    fault.did('severity %s, db_missing unknown (p0-response does not stop the service): "%s"'
+    fault.did('severity %s, db_missing unknown (p0_response does not stop the service): "%s"'
               % (result['severity'], fault.clip(result['unknown']['db_missing'], 200)))
 
 

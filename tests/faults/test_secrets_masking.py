@@ -429,7 +429,7 @@ def test_lab_p0_with_malformed_slack_url(own_lab, receiver, tmp_path, fault):
     fault.hosts = case.hosts
     own_lab.break_host(1, 'service_down')
     since = time.time()
-    run = case.playbook('p0-response.yml')
+    run = case.playbook('p0_response.yml')
     assert 'Traceback' not in run.out and run.rc == 0, run
     places = dict(read_tree(case.reports, os.path.join(own_lab.host_dir(1), 'upper')), **{'ansible output': run.out})
     places.update(messages(receiver, since))

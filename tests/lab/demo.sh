@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's demo: a lab host with a corrupted memory.db, taken back to healthy by p0-response.yml.
+# The README's demo: a lab host with a corrupted memory.db, taken back to healthy by p0_response.yml.
 set -euo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
@@ -19,9 +19,9 @@ python tests/lab/lab.py exec "$host" -- python3 -c \
 try: urllib.request.urlopen('http://localhost:8080/health', timeout=3); print('healthy')
 except Exception as e: print('unhealthy:', e)"
 
-echo "== ansible-playbook playbooks/p0-response.yml -l $host"
+echo "== ansible-playbook playbooks/p0_response.yml -l $host"
 started=$SECONDS
-ansible-playbook playbooks/p0-response.yml -l "$host" -e claude_flow_reports_dir="$reports"
+ansible-playbook playbooks/p0_response.yml -l "$host" -e claude_flow_reports_dir="$reports"
 echo "== playbook took $((SECONDS - started)) s"
 
 echo "== the service now:"

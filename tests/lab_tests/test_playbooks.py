@@ -440,7 +440,7 @@ def test_p0_escalation_ticks_send_due_levels_once(lab, receiver, reports_dir):
         json.dump(record, handle)
     try:
         started = time.time()
-        run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')  # the old name imports p0_response.yml
+        run = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')  # the old name imports p0_response.yml
         assert run.rc == 0, run
         escalations = [h for h in payloads(receiver, '/webhook', started) if h.get('kind') == 'escalation']
         levels = [h['level'] for h in escalations]
@@ -455,7 +455,7 @@ def test_p0_escalation_ticks_send_due_levels_once(lab, receiver, reports_dir):
             sent = [e['level'] for e in json.load(handle)['escalations_sent']]
         assert sent == ['on-call', 'manager', 'vp']
         again = time.time()
-        run = playbook(lab, 'p0-response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')  # the old name imports p0_response.yml
+        run = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir), tags='escalate')  # the old name imports p0_response.yml
         assert run.rc == 0, run
         assert payloads(receiver, '/', again) == [], 'levels were sent twice'
     finally:

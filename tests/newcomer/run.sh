@@ -39,7 +39,7 @@ for forbidden in '^tests/' '^bench/' '^molecule/' '^inventories/lab' 'vault-pass
     fail "the tarball holds lab or developer material ($forbidden): $(grep -E "$forbidden" "$WORK/tarball.txt" | head -3 | tr '\n' ' ')"
   fi
 done
-for needed in plugins/modules/triage.py roles/preflight/tasks/main.yml playbooks/preflight.yml playbooks/p0-response.yml \
+for needed in plugins/modules/triage.py roles/preflight/tasks/main.yml playbooks/preflight.yml playbooks/p0_response.yml \
               extensions/eda/plugins/event_source/alertmanager.py inventories/example/hosts.yml \
               inventories/example/vault.example.yml meta/runtime.yml meta/execution-environment.yml \
               meta/ee-requirements.txt bindep.txt requirements.txt README.md changelogs/changelog.yaml docs/scaling.md; do
@@ -120,13 +120,13 @@ for expected in 'app dir: /opt/claude-code-production -> /opt/claude-code-backup
   grep -qF "$expected" "$WORK/preflight.log" || { cat "$WORK/preflight.log"; fail "preflight did not report '$expected'"; }
 done
 
-step "break the host (corrupt memory.db), run p0-response.yml from the installed collection"
+step "break the host (corrupt memory.db), run p0_response.yml from the installed collection"
 "${LAB[@]}" break --state-dir "$LAB_DIR" lab1 corrupt_db >/dev/null
 start=$SECONDS
-"$VENV/bin/ansible-playbook" -i "$WORK/inventory/hosts.yml" "$INSTALLED/playbooks/p0-response.yml" -l lab1 \
+"$VENV/bin/ansible-playbook" -i "$WORK/inventory/hosts.yml" "$INSTALLED/playbooks/p0_response.yml" -l lab1 \
   -e claude_flow_monitor_seconds=6 -e claude_flow_monitor_interval=2 > "$WORK/p0.log" 2>&1 \
-  || { tail -60 "$WORK/p0.log"; fail "p0-response.yml failed"; }
-echo "p0-response.yml: $((SECONDS - start)) s"
+  || { tail -60 "$WORK/p0.log"; fail "p0_response.yml failed"; }
+echo "p0_response.yml: $((SECONDS - start)) s"
 
 step "check the result"
 health=$("${LAB[@]}" exec --state-dir "$LAB_DIR" lab1 -- curl -s -o /dev/null -w '%{http_code}' http://localhost:8080/health || true)

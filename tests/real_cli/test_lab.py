@@ -134,7 +134,7 @@ def p1_runs(lab):
 
     def run(host):
         runs[host] = ansible(lab, ['ansible-playbook', '-i', lab.inventory, os.path.join(REPO, 'playbooks',
-                                   'p1-response.yml'), '-l', host, '-e', json.dumps(extra[host])], 'p1-%s' % host)
+                                   'p1_response.yml'), '-l', host, '-e', json.dumps(extra[host])], 'p1-%s' % host)
     threads = [threading.Thread(target=run, args=(host,)) for host in sorted(HOSTS)]
     for thread in threads:
         thread.start()

@@ -19,7 +19,7 @@ def test_reasons_quote_the_runbook_and_sort_most_severe_first():
     assert result['reasons'][0]['runbook'] == 'Database corruption detected'
     cache = [r for r in result['reasons'] if r['metric'] == 'cache_hit_rate'][0]
     assert cache['runbook'] == 'Cache hit rate < 60.0%' and cache['threshold'] == 60.0
-    assert result['recommended_playbook'] == 'playbooks/p0-response.yml'
+    assert result['recommended_playbook'] == 'playbooks/p0_response.yml'
 
 
 def test_unknown_and_none_never_raise_severity():

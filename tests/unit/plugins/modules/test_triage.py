@@ -108,7 +108,7 @@ def test_each_severity_is_reached_for_the_right_reason(module, host, knobs, expe
     assert metric in metrics_of(r, expected), r['reasons']
     reason = [x for x in r['reasons'] if x['metric'] == metric][0]
     assert reason['runbook'] and reason['action'] and reason['threshold'] is not None
-    assert r['recommended_playbook'] == 'playbooks/%s-response.yml' % expected.lower()
+    assert r['recommended_playbook'] == 'playbooks/%s_response.yml' % expected.lower()
     # The controller-side filter reaches the same verdict from the same facts.
     again = severity_filter(r, thresholds=LAB_OPS)
     assert (again['severity'], again['reasons']) == (r['severity'], r['reasons'])
@@ -208,7 +208,7 @@ def test_a_db_that_existed_and_is_gone_is_still_p0(module, host, tmp_path, evide
 
 
 def test_a_production_symlink_to_a_deleted_release_is_still_p0(module, host, tmp_path):
-    # p0-response repoints such a link at a release with a verified backup: it must see db_missing.
+    # p0_response repoints such a link at a release with a verified backup: it must see db_missing.
     link = str(tmp_path / 'current')
     os.symlink(str(tmp_path / 'release-deleted'), link)
     r = triage(module, host, app_dir=link, path=os.path.join(link, '.swarm', 'memory.db'), **quiet(host, tmp_path))
