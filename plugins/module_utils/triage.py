@@ -23,7 +23,8 @@ from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metr
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import fs_usage
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
     LOG_TAIL_MAX_BYTES, UnsafeFileError, kind_of, tail_lines)
-from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import classify
+from ansible_collections.claude_flow.runbook.plugins.module_utils.remediation_plan import build_plan
+from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import LEVELS, classify
 
 LOG_PATTERN = re.compile(r'critical|error|fatal', re.IGNORECASE)
 DB_METRICS = ['ops_per_second', 'cache_hit_rate', 'goap_planning', 'growth_bytes_per_hour', 'db_size_bytes',
@@ -257,6 +258,9 @@ def probe_quarantine(facts, quarantine_reader):
 def classify_facts(facts, thresholds):
     verdict = classify(facts.metrics, conditions=facts.conditions, thresholds=thresholds, unknown=facts.unknown)
     verdict.update(metrics=facts.metrics, conditions=facts.conditions, details=facts.details)
+    # What the host's own response procedure would do: the same build_plan the controller's filter runs.
+    verdict['plan'] = build_plan(verdict['reasons'], verdict['severity'], facts.metrics) \
+        if verdict['severity'] in LEVELS else []
     return verdict
 
 

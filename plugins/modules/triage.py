@@ -163,6 +163,17 @@ recommended_playbook:
   description: The response playbook for RV(severity), null for C(none).
   returned: always
   type: str
+plan:
+  description:
+    - The ordered actions the response procedure for RV(severity) takes on this host (empty for C(none)), from the
+      remediation table; the same list the C(claude_flow.runbook.remediation_plan) filter gives for this result.
+    - Each item has C(action), C(why) (the findings that call for it), C(metrics), C(runbook) (the step it performs)
+      and C(fallback) (the action taken when it fails, or null).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{action: recover_db, why: ['Database corruption detected'], metrics: [db_corrupt],
+            runbook: 'P0 step 2: If database corruption detected', fallback: null}]
 window_seconds:
   description: The window used, in seconds.
   returned: always

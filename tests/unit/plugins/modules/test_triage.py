@@ -16,6 +16,7 @@ from test_truth_info import entry, make_app
 import memory_db_gen
 from digests import tree_digests
 
+from ansible_collections.claude_flow.runbook.plugins.filter.remediation_plan import remediation_plan as plan_filter
 from ansible_collections.claude_flow.runbook.plugins.filter.severity import severity as severity_filter
 
 APP = os.path.join(REPO, 'tests', 'lab', 'standins', 'app.py')
@@ -109,7 +110,8 @@ def test_each_severity_is_reached_for_the_right_reason(module, host, knobs, expe
     reason = [x for x in r['reasons'] if x['metric'] == metric][0]
     assert reason['runbook'] and reason['action'] and reason['threshold'] is not None
     assert r['recommended_playbook'] == 'playbooks/%s_response.yml' % expected.lower()
-    # The controller-side filter reaches the same verdict from the same facts.
+    # The controller-side filters reach the same verdict and the same plan from the same facts.
+    assert r['plan'] == plan_filter(r) and (r['plan'] != []) == (expected != 'none')
     again = severity_filter(r, thresholds=LAB_OPS)
     assert (again['severity'], again['reasons']) == (r['severity'], r['reasons'])
 
@@ -128,6 +130,8 @@ def test_corrupt_db_and_service_down_are_p0(module, host):
     assert r['severity'] == 'P0'
     assert {'db_corrupt', 'service_down'} <= set(metrics_of(r, 'P0'))
     assert 'ops_per_second' in r['unknown'], 'metrics of a corrupt DB are unknown, not zero'
+    # Recover the DB; the restart is part of the recovery, not a second action.
+    assert [step['action'] for step in r['plan']] == ['recover_db'] and r['plan'] == plan_filter(r)
 
 
 def test_unknown_metrics_never_raise_severity(module, host):
