@@ -7,7 +7,7 @@ COLLECTION_LINK := .collections/ansible_collections/claude_flow/runbook
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test deps venv collection unit lint sanity lab-up lab-down bench bench-smoke clean
+.PHONY: demo demo-alerts test deps venv collection unit lint sanity lab-up lab-down bench bench-smoke clean
 
 deps:
 	@bash tests/lab/ensure-deps.sh
@@ -46,3 +46,8 @@ lab-down:
 
 demo: venv
 	bash tests/lab/demo.sh
+
+# The closed loop on three lab hosts: exporter -> Prometheus -> Alertmanager -> ansible-rulebook -> response.
+# MONITORING_PROFILE=default uses the production intervals (several minutes).
+demo-alerts: venv
+	$(BIN)/python tests/monitoring/demo_alerts.py --profile $(or $(MONITORING_PROFILE),tight)

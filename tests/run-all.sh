@@ -39,6 +39,7 @@ phase unit unit_phase
 [ -d tests/faults ] && phase faults pytest_phase tests/faults
 [ -x tests/ci/molecule.sh ] && phase molecule bash tests/ci/molecule.sh
 [ -d tests/eda ] && phase eda pytest_phase tests/eda
+[ -d tests/monitoring ] && phase monitoring pytest_phase tests/monitoring
 [ -x bench/run.sh ] && phase bench-smoke bash bench/run.sh --smoke
 
 echo

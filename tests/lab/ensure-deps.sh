@@ -14,6 +14,11 @@ command -v shellcheck >/dev/null || need+=(shellcheck)
 # tests/ci/sqlite3-recover.sh builds a sqlite3 CLI with .recover from the npm registry's amalgamation.
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v npm >/dev/null || need+=(npm)
+# The monitoring loop (tests/monitoring, make demo-alerts): Prometheus with promtool, Alertmanager with
+# amtool, node_exporter with its textfile collector; their services are not started, the tests run them.
+command -v promtool >/dev/null || need+=(prometheus)
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 # The stand-ins and lab scripts use `#!/usr/bin/env python` (the shebang ansible-test allows).
 [ -e /usr/bin/python ] || need+=(python-is-python3)
 if [ "${#need[@]}" -gt 0 ]; then

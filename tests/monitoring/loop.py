@@ -124,8 +124,11 @@ def run_loop(lab, eda, workdir, profile='tight', timeout=900, say=print):
         facts['alerts_before'] = [a for a in stack.alerts() if a[2] != 'info']
         say('Prometheus scrapes lab1..3 through the hub; alerts before the fault: %s' % facts['alerts_before'])
 
-        baseline = {name: rulebook.output().count(name) for name in ('p0-response.yml', 'p1-response.yml')}
-        baseline_p2 = rulebook.output().count('p2-response.yml')
+        # ansible-rulebook -vv logs the lock it takes for each run: one per started response.
+        runs = {'p0': 'Acquired lock: lab1 for action: run_playbook, rule: P0 firing',
+                'p1': 'Acquired lock: lab2 for action: run_playbook, rule: P1 firing',
+                'p2': 'for action: run_playbook, rule: P2 firing'}
+        baseline = {name: rulebook.output().count(text) for name, text in runs.items()}
         lab.lab('break', 'lab1', 'corrupt_db')
         clock.mark('fault')
         lab.lab('break', 'lab2', 'truth_low_p1')
@@ -140,9 +143,9 @@ def run_loop(lab, eda, workdir, profile='tight', timeout=900, say=print):
                 clock.mark('p0_firing')
             if any(a[1] == 'lab2' and a[2] == 'P1' for a in firing):
                 clock.mark('p1_firing')
-            if log.count('p0-response.yml') > baseline['p0-response.yml']:
+            if log.count(runs['p0']) > baseline['p0']:
                 clock.mark('p0_response')
-            if log.count('p1-response.yml') > baseline['p1-response.yml']:
+            if log.count(runs['p1']) > baseline['p1']:
                 clock.mark('p1_response')
             if 'p0_response' in clock.marks and 'healthy' not in clock.marks:
                 health = lab.lab('exec', 'lab1', '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}',
@@ -161,7 +164,9 @@ def run_loop(lab, eda, workdir, profile='tight', timeout=900, say=print):
             time.sleep(1)
         time.sleep(3)
         facts.update(rulebook_log=rulebook.output(),
-                     p2_runs=rulebook.output().count('p2-response.yml') - baseline_p2, alerts_after=stack.alerts(), resolved=resolved,
+                     p0_runs=rulebook.output().count(runs['p0']) - baseline['p0'],
+                     p1_runs=rulebook.output().count(runs['p1']) - baseline['p1'],
+                     p2_runs=rulebook.output().count(runs['p2']) - baseline['p2'], alerts_after=stack.alerts(), resolved=resolved,
                      lab1=incidents(lab, 'lab1'), lab2=incidents(lab, 'lab2'), lab3=incidents(lab, 'lab3'),
                      lab3_db_after=lab.sh('lab3', 'sha256sum %s' % DB).split()[0],
                      am_log=stack.processes[1].output() if len(stack.processes) > 1 else '',

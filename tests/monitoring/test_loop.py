@@ -46,6 +46,7 @@ def test_fault_alert_response_healthy_resolved_closed(tmp_path, lab_hosts, recor
     lab2 = facts['lab2']
     reports2 = sorted(name for name in lab2 if name.startswith('incident-') and name.endswith('.md'))
     assert len(reports2) == 1, lab2
+    assert facts['p0_runs'] == 1 and facts['p1_runs'] == 1, (facts['p0_runs'], facts['p1_runs'])
     assert facts['p2_runs'] == 0, 'a P2 response ran despite the inhibition'
     # lab3: untouched.
     assert facts['lab3'] == {}, facts['lab3']
