@@ -75,8 +75,9 @@ def measure(size, workdir, repeat, runner):
     started = time.perf_counter()
     memory_db_gen.generate(path, profile='runbook', rows=size, wal=False, seed=1)
     optimize(path)
-    print('%d rows: generated and indexed in %.1f s, %.0f MB' % (size, time.perf_counter() - started,
-                                                                  os.path.getsize(path) / 1e6), file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    print('%d rows: generated and indexed in %.1f s, %.0f MB' % (size, elapsed, os.path.getsize(path) / 1e6),
+          file=sys.stderr)
     textfile = os.path.join(workdir, 'tf', 'claude_flow.prom')
     os.makedirs(os.path.dirname(textfile), exist_ok=True)
     config = os.path.join(workdir, 'exporter-%d.json' % size)

@@ -116,7 +116,8 @@ def run_loop(lab, eda, workdir, profile='tight', timeout=900, say=print):
         rulebook.start('http://127.0.0.1:%d/health' % port)
         stack.start()
         # Every host is scraped and healthy before the fault: no alert at all.
-        up = lambda: len([r for r in stack.query('claude_flow_triage_up == 1')]) == 3  # noqa: E731
+        def up():
+            return len(stack.query('claude_flow_triage_up == 1')) == 3
         deadline = time.monotonic() + 120
         while not up() and time.monotonic() < deadline:
             time.sleep(1)

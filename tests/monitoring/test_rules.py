@@ -105,8 +105,8 @@ def test_amtool_accepts_the_alertmanager_config(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert 'credentials' not in json.dumps(config).replace('credentials_file', '')
     assert config['route']['group_by'] == ['instance', 'severity']
-    assert [r['source_matchers'] for r in config['inhibit_rules']] == [['severity="P0"'], ['severity="P1"'],
-                                                                      ['severity="P2"']]
+    sources = [r['source_matchers'] for r in config['inhibit_rules']]
+    assert sources == [['severity="P0"'], ['severity="P1"'], ['severity="P2"']]
     with pytest.raises(rules.RulesError, match='absolute path'):
         rules.alertmanager_config('http://127.0.0.1:5050/alerts', 'token.txt')
 
