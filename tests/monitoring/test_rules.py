@@ -174,3 +174,41 @@ def test_runner_bundle_runs_without_ansible_and_is_reproducible(tmp_path):
     proc = subprocess.run([python, '-I', str(tmp_path / 'a.pyz'), '--config', str(bad)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 2 and 'must end in .prom' in proc.stderr
+
+
+def ansible_rules(tmp_path, thresholds_by_host):
+    """playbooks/monitoring.yml's controller play (the role's alerting tasks) for an inventory of local hosts."""
+    inventory = {'all': {'hosts': {host: ({'claude_flow_thresholds': t} if t is not None else {})
+                                   for host, t in thresholds_by_host.items()}}}
+    (tmp_path / 'inventory.yml').write_text(json.dumps(inventory))
+    rules_dir = tmp_path / 'rules'
+    rules_dir.mkdir(exist_ok=True)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'),
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i',
+                           str(tmp_path / 'inventory.yml'), os.path.join(REPO, 'playbooks', 'monitoring.yml'),
+                           '-e', json.dumps({'target_hosts': 'no_such_group', 'claude_flow_monitoring_rules_dir':
+                                             str(rules_dir), 'claude_flow_monitoring_alertmanager_file':
+                                             str(tmp_path / 'alertmanager.yml')})],
+                          capture_output=True, text=True, timeout=300, check=False, env=env)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    with open(str(rules_dir / 'claude-flow.rules.yml')) as handle:
+        return yaml.safe_load(handle), proc.stdout
+
+
+def test_a_threshold_changed_in_the_inventory_changes_the_generated_rule(tmp_path):
+    before, dummy = ansible_rules(tmp_path, {'web1': None, 'web2': None})
+    exprs = [r['expr'] for g in before['groups'] for r in g['rules']]
+    assert any(e.startswith('claude_flow_truth_score < 0.9 ') for e in exprs), exprs
+    after, dummy = ansible_rules(tmp_path, {'web1': {'truth_score': {'P1': 0.92}, 'ops_per_second': None},
+                                            'web2': {'truth_score': {'P1': 0.92}, 'ops_per_second': None}})
+    exprs = [r['expr'] for g in after['groups'] for r in g['rules']]
+    assert any(e.startswith('claude_flow_truth_score < 0.92 ') for e in exprs), exprs
+    assert not any(e.startswith('claude_flow_truth_score < 0.9 ') for e in exprs), exprs
+    assert not any('ops_per_second' in e for e in exprs), exprs
+    # One host differs: its own group limited to it, the others keep the table's value.
+    mixed, dummy = ansible_rules(tmp_path, {'web1': None, 'web2': None, 'web3': {'truth_score': {'P1': 0.92}}})
+    by_group = {g['name']: [r['expr'] for r in g['rules'] if 'truth_score' in r['expr']] for g in mixed['groups']}
+    assert any('host!~"web3"' in e and '< 0.9 ' in e for e in by_group['claude_flow_runbook_0'])
+    assert any('host=~"web3"' in e and '< 0.92 ' in e for e in by_group['claude_flow_runbook_1'])
+    assert (tmp_path / 'alertmanager.yml').exists()
