@@ -1,6 +1,7 @@
 """The closed loop on three real lab hosts, no human step (tight intervals; see docs/monitoring.md)."""
 
 import os
+import re
 import types
 
 import pytest
@@ -31,6 +32,7 @@ def test_fault_alert_response_healthy_resolved_closed(tmp_path, lab_hosts, recor
     print('\nloop (tight):', measured)
     log = facts['rulebook_log']
     assert facts['alerts_before'] == [], facts['alerts_before']
+    assert re.search(r'lab3\s+: ok=\d+\s+changed=0 ', facts['deploy_again_output']), facts['deploy_again_output']
     assert measured['fault_to_incident_closed_s'] is not None, (facts['marks'], log[-6000:], facts['am_log'][-3000:])
     # lab1: exactly one P0 response (storm of repeats throttled), healthy, alert resolved, incident closed.
     lab1 = facts['lab1']
