@@ -19,7 +19,6 @@ __metaclass__ = type
 
 import json
 import math
-import os
 import re
 import sys
 import time

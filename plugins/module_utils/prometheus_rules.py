@@ -15,7 +15,7 @@ import re
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils.prometheus_exposition import PREFIX, UNAVAILABLE
 from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import (
-    CONDITIONS, LEVELS, THRESHOLDS, ThresholdError, _breaches, _describe, merge_thresholds)
+    CONDITIONS, LEVELS, ThresholdError, _breaches, _describe, merge_thresholds)
 
 # Long enough that a value wobbling across a threshold for a scrape or two does not fire.
 DEFAULT_FOR = {'P0': '2m', 'P1': '5m', 'P2': '10m', 'P3': '30m'}

@@ -144,7 +144,7 @@ def test_flapping_host_gets_one_response_per_throttle_window(storm_factory):
     """lab-f's truth score crosses the P1 threshold six times in a minute: six alert episodes
     (each with its own startsAt, so its own incident id), one P1 response."""
     storm = storm_factory(['lab-f'], response_seconds=1)
-    for flap in range(6):
+    for dummy in range(6):
         starts = iso()
         storm.post([am_alert('lab-f', 'P1', starts)])
         time.sleep(2.5)   # Alertmanager notifies (group_wait 1s), the rulebook sees a firing
