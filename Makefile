@@ -7,7 +7,7 @@ COLLECTION_LINK := .collections/ansible_collections/claude_flow/runbook
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test deps venv collection unit lint sanity environments newcomer lab-up lab-down bench bench-smoke clean real-cli capture-release
+.PHONY: demo demo-alerts test deps venv collection unit lint sanity environments newcomer lab-up lab-down bench bench-smoke clean real-cli capture-release
 
 deps:
 	@bash tests/lab/ensure-deps.sh
@@ -81,3 +81,7 @@ capture-release:
 	  $(PYTHON) tests/lab/real_claude_flow.py lock $(VERSION)
 	$(PYTHON) tests/lab/real_claude_flow.py capture $(VERSION)
 	$(PYTHON) tests/lab/real_claude_flow.py compare $(VERSION)
+# The closed loop on three lab hosts: exporter -> Prometheus -> Alertmanager -> ansible-rulebook -> response.
+# MONITORING_PROFILE=default uses the production intervals (several minutes).
+demo-alerts: venv
+	$(BIN)/python tests/monitoring/demo_alerts.py --profile $(or $(MONITORING_PROFILE),tight)

@@ -60,6 +60,7 @@ dir_phase lab tests/lab_tests
 dir_phase faults tests/faults
 script_phase molecule tests/ci/molecule.sh
 dir_phase eda tests/eda
+dir_phase monitoring tests/monitoring
 dir_phase real-cli tests/real_cli   # real claude-flow releases (installed once, then cached)
 script_phase newcomer tests/newcomer/run.sh
 script_phase bench-smoke bench/run.sh --smoke

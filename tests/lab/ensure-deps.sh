@@ -16,6 +16,11 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v npm >/dev/null || need+=(npm)
 # The real claude-flow releases' native modules are built locally (node-gyp: make, g++).
 command -v g++ >/dev/null || need+=(g++)
+# The monitoring loop (tests/monitoring, make demo-alerts): Prometheus with promtool, Alertmanager with
+# amtool, node_exporter with its textfile collector; their services are not started, the tests run them.
+command -v promtool >/dev/null || need+=(prometheus)
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 # The stand-ins and lab scripts use `#!/usr/bin/env python` (the shebang ansible-test allows).
 [ -e /usr/bin/python ] || need+=(python-is-python3)
 if [ "${#need[@]}" -gt 0 ]; then
