@@ -242,9 +242,8 @@ def assert_report_timeline(report, started, finished):
     return entries
 
 
+# The runbook's aim, printed beside the measurement; timing is measured (bench/), never a test's verdict.
 STABILISE_TARGET_S = 20.0
-# A hard limit well above the target: CI machines are shared, but a fix that takes minutes is a bug.
-STABILISE_LIMIT_S = float(os.environ.get('CLAUDE_FLOW_STABILISE_LIMIT_S', '60'))
 
 
 def stabilisation_seconds(run):
@@ -257,7 +256,6 @@ def report_stabilisation(case, run):
     assert seconds is not None, 'the playbook did not print its stabilisation time'
     print('\nP0 %s: stabilised in %.1f s (target < %.0f s: %s), whole playbook %.1f s'
           % (case, seconds, STABILISE_TARGET_S, 'met' if seconds < STABILISE_TARGET_S else 'MISSED', run.seconds))
-    assert seconds < STABILISE_LIMIT_S, 'P0 stabilisation took %.1f s' % seconds
 
 
 # ------------------------------------------------------------------------------------ P0

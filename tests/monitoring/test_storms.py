@@ -54,8 +54,8 @@ class Storm:
         playbooks = tmp_path / 'playbooks'
         playbooks.mkdir()
         for level in ('p0', 'p1', 'p2', 'p3'):
-            (playbooks / ('%s-response.yml' % level)).write_text(STAND_IN.format(level=level))
-        shutil.copy(os.path.join(REPO, 'playbooks', 'close-incident.yml'), str(playbooks / 'close-incident.yml'))
+            (playbooks / ('%s_response.yml' % level)).write_text(STAND_IN.format(level=level))
+        shutil.copy(os.path.join(REPO, 'playbooks', 'close_incident.yml'), str(playbooks / 'close_incident.yml'))
         inventory = {'all': {'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                                       'marker_dir': str(self.markers), 'response_seconds': response_seconds},
                              'hosts': {h: {'claude_flow_incidents_dir': str(tmp_path / 'incidents' / h)}
