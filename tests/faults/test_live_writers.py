@@ -137,7 +137,7 @@ def test_per_commit_writer_during_restore_loses_no_committed_row(tmp_path, fault
     fault.scrub(tmp_path)
     db, backups = live_app(tmp_path)
     preserve = str(tmp_path / 'preserved')
-    rounds, lost_rows, restored, refused, late, committed_total = 3, set(), 0, 0, 0, 0
+    rounds, lost_rows, restored, refused, late, committed_total, turned_away = 3, set(), 0, 0, 0, 0, 0
     for attempt in range(rounds):
         stop = str(tmp_path / ('stop-%d' % attempt))
         writers = []
@@ -151,7 +151,9 @@ def test_per_commit_writer_during_restore_loses_no_committed_row(tmp_path, fault
         starter = threading.Thread(target=late_start) if delay >= 0 else None
         if starter:
             starter.start()
-        result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'preserve_dir': preserve})
+        # force: the holder scan may or may not catch a per-commit writer; every round goes to the lock and swap
+        result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'preserve_dir': preserve,
+                                                  'force': True})
         if starter:
             starter.join()
         time.sleep(0.3)
@@ -162,20 +164,23 @@ def test_per_commit_writer_during_restore_loses_no_committed_row(tmp_path, fault
         for writer in writers:
             committed |= writer.committed()
         committed_total += len(committed)
+        turned_away += sum(len(writer.errors()) for writer in writers)
         found = ids_in(os.path.dirname(db)) | preserved_ids(preserve)
         lost_rows |= committed - found
         assert integrity(db) == 'ok'
         if result.get('failed'):
             refused += 1
             # refused: nothing replaced, every committed row is still in the live DB
-            assert any(word in result['msg'] for word in ('held open', 'lock', 'changed while')), result['msg']
+            assert 'lock' in result['msg'] or 'changed while' in result['msg'], result['msg']
         else:
             restored += 1
             late += (result.get('late_commits') or {}).get('count', 0)
     # The DB set changes under the writers, so a byte snapshot cannot be compared: what was there before is
     # every committed row; a lost row costs its 8-byte id.
     fault.lost(8 * len(lost_rows))
-    fault.did('%d rounds: %d restored, %d refused (writer held the DB); %d rows reported committed by the writers, '
-              '%d missing afterwards; late_commits %d' % (rounds, restored, refused, committed_total,
-                                                         len(lost_rows), late))
+    fault.did('%d rounds (force: true): %d restored, %d refused; %d rows reported committed by the writers, '
+              '%d missing afterwards; %d writes turned away with SQLITE_BUSY while the lock was held; late_commits %d'
+              % (rounds, restored, refused, committed_total, len(lost_rows), turned_away, late))
     assert not lost_rows, '%d committed rows are neither in the DB nor in the preserved set' % len(lost_rows)
+    # writers that close between commits leave gaps the lock is taken in: every round must get its restore done
+    assert restored == rounds, 'only %d of %d restores completed under a per-commit writer' % (restored, rounds)

@@ -165,8 +165,14 @@ def test_refuses_while_a_process_holds_the_db_and_force_overrides(module, tmp_pa
     assert r['failed'] and 'pid %d (python' % proc.pid in r['msg'] and 'stop the service first' in r['msg'], r
     assert 'force: true' in r['msg'] and [h['pid'] for h in r['holders']] == [proc.pid]
     assert tree_digest(str(tmp_path)) == before
-    forced = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'force': True})
-    assert forced['changed'] is True and [h['pid'] for h in forced['holders']] == [proc.pid], forced
+    # force skips the refusal, not the lock: a connection that stays open keeps it, nothing is changed
+    forced = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'force': True, 'lock_timeout': 1})
+    assert forced['failed'] and 'exclusive lock' in forced['msg'] and 'pid %d' % proc.pid in forced['msg'], forced
+    assert tree_digest(str(tmp_path)) == before
+    proc.kill()
+    proc.wait()
+    done = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'force': True})
+    assert done['changed'] is True and done['late_commits']['count'] == 0, done
     assert marker(db) == 1
 
 
@@ -221,13 +227,14 @@ def _prepare_interrupted(module, tmp_path, steps):
     run = memory_db_backup.RestoreRun(db, backup['backup_path'], preserve_dir=str(tmp_path / 'preserved'))
     for step in steps:
         getattr(run, step)()
+    run.unlock()  # the killed process's locks die with it
     return db, backup, before, run
 
 
 def test_interrupted_before_the_swap_is_rolled_back_then_redone(module, tmp_path):
     # Killed after the old -wal/-shm were removed but before the new file went in.
-    db, backup, before, run = _prepare_interrupted(module, tmp_path, ['preserve', 'write_journal', 'stage'])
-    safe_files.remove_db_sidecars(db)
+    db, backup, before, run = _prepare_interrupted(module, tmp_path, ['stage', 'lock', 'preserve', 'write_journal',
+                                                                      'move_sidecars'])
     assert os.path.exists(run.tmp) and os.path.exists(run.journal_path)
 
     planned = module('memory_db_restore', {'path': db, 'src': backup['backup_path']}, check_mode=True)
@@ -246,7 +253,7 @@ def test_interrupted_before_the_swap_is_rolled_back_then_redone(module, tmp_path
 
 
 def test_interrupted_after_the_swap_is_completed(module, tmp_path):
-    steps = ['preserve', 'write_journal', 'stage', 'swap']
+    steps = ['stage', 'lock', 'preserve', 'write_journal', 'move_sidecars', 'swap']
     db, backup, _before, run = _prepare_interrupted(module, tmp_path, steps)
     assert os.path.exists(run.journal_path)
     r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
