@@ -21,13 +21,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import fcntl
 import glob
 import hashlib
 import json
 import os
 import re
 import sqlite3
-import tempfile
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
@@ -44,6 +44,7 @@ STAMP_RE = re.compile(r'^\d{8}T\d{6}Z(-\d+)?$')
 SPACE_MARGIN_BYTES = 64 * 1024
 MAX_BUSY_TIMEOUT_MS = 3600 * 1000
 MAX_WAIT_S = 3600
+MAX_KEEP = 10000
 # File format bytes 18 and 19 of the header: 1 = rollback journal, 2 = WAL (sqlite.org/fileformat).
 HEADER_MODE_BYTES = {'delete': b'\x01\x01', 'wal': b'\x02\x02'}
 JOURNAL_MODES = ('wal', 'delete', 'keep')
@@ -196,7 +197,7 @@ def manifest_path_for(backup_path):
 def load_manifest(backup_path):
     """(manifest dict, None), (None, 'no manifest ...') or (None, 'manifest unreadable ...')."""
     mpath = manifest_path_for(backup_path)
-    if not os.path.exists(mpath):
+    if not os.path.lexists(mpath):
         return None, 'no manifest (%s missing)' % os.path.basename(mpath)
     try:
         data = safe_files.read_json(mpath)
@@ -217,6 +218,10 @@ def verify_backup(path, deep=False, allow_unverified=False, expect_profile=None,
     """
     result = {'path': path, 'ok': False, 'reason': None, 'sha256': None, 'manifest': None,
               'profile': None, 'check': None, 'verified': False}
+    special = safe_files.regular_file_problem(os.path.realpath(path)) if os.path.lexists(path) else None
+    if special:
+        result['reason'] = special  # a FIFO or device would block or never end a read
+        return result
     info = memory_db.inspect_file(path)
     if info['problem']:
         result['reason'] = info['problem']
@@ -287,7 +292,8 @@ def list_timestamped(dest, name):
 
 
 def plan_retention(entries, keep, new_verified=None):
-    """Entries to delete so that keep remain, never the newest verified backup.
+    """Entries to delete: the newest keep backups stay, and older verified ones stay until keep verified
+    backups remain (so unverified copies never rotate the verified ones out).
 
     entries are newest first. new_verified (check mode) stands for the backup about to be
     taken: it is counted as the newest, verified when its source passed quick_check.
@@ -297,16 +303,14 @@ def plan_retention(entries, keep, new_verified=None):
     ranked = list(entries)
     if new_verified is not None:
         ranked.insert(0, {'path': None, 'new_verified': new_verified})
-    newest_verified = None
-    for item in ranked:
-        if item['path'] is None:
-            if item['new_verified']:
-                break
-            continue
-        if verify_backup(item['path'])['ok']:
-            newest_verified = item['path']
-            break
-    return [item for item in ranked[keep:] if item['path'] is not None and item['path'] != newest_verified]
+    doomed, verified_kept = [], 0
+    for index, item in enumerate(ranked):
+        verified = item['new_verified'] if item['path'] is None else verify_backup(item['path'])['ok']
+        if index < keep or (verified and verified_kept < keep):
+            verified_kept += 1 if verified else 0
+        elif item['path'] is not None:
+            doomed.append(item)
+    return doomed
 
 
 def delete_backup(entry):
@@ -321,22 +325,49 @@ def delete_backup(entry):
 
 
 def _stamp_dir(dest, moment, name, create):
-    """dest/<stamp>, or dest/<stamp>-N when a backup already sits in dest/<stamp>."""
+    """dest/<stamp>, or dest/<stamp>-N when dest/<stamp> exists. With create, the folder is made here with
+    an exclusive mkdir, so two runs at the same second never share one (nor report the same backup_path)."""
     base = moment.strftime('%Y%m%dT%H%M%SZ')
     for attempt in range(1, 1000):
         folder = os.path.join(dest, base if attempt == 1 else '%s-%d' % (base, attempt))
         if not create:
-            if not os.path.exists(os.path.join(folder, name)):
+            if not os.path.lexists(folder):
                 return folder
             continue
         try:
             os.mkdir(folder, 0o700)
-            safe_files.fsync_dir(dest)
-            return folder
         except FileExistsError:
-            if os.path.isdir(folder) and not os.path.exists(os.path.join(folder, name)):
-                return folder
+            continue
+        safe_files.fsync_dir(dest)
+        return folder
     raise BackupError('could not find a free timestamped folder under %s; remove old backups' % dest)
+
+
+def _retention_lock(dest):
+    """flock on dest itself: concurrent runs apply retention one at a time, each on a fresh listing."""
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_backup_temps(dest, name):
+    """Temp files of killed backup runs in dest and its stamp folders, and stamp folders they left empty."""
+    removed = safe_files.sweep_temps(dest)
+    if not os.path.isdir(dest):
+        return removed
+    for entry in os.listdir(dest):
+        folder = os.path.join(dest, entry)
+        if not STAMP_RE.match(entry) or os.path.islink(folder) or not os.path.isdir(folder):
+            continue
+        swept = safe_files.sweep_temps(folder)
+        removed.extend(swept)
+        if swept and not os.listdir(folder):
+            try:
+                os.rmdir(folder)
+                removed.append(folder)
+            except OSError:
+                pass  # another run just made it
+    return removed
 
 
 def _source_connection(path, busy_timeout, check_mode):
@@ -361,7 +392,15 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
                           'or remove keep' % name)
     if keep is not None and keep < 1:
         raise BackupError('keep must be 1 or more (got %d): retention never removes every backup' % keep)
-    source = os.path.realpath(path)
+    check_ranges(keep=(keep, 1, MAX_KEEP), busy_timeout=(busy_timeout, 0, MAX_BUSY_TIMEOUT_MS))
+    try:
+        source = safe_files.resolve_db_path(path)
+    except safe_files.UnsafePath as exc:
+        raise BackupError(str(exc))
+    if os.path.lexists(dest) and (os.path.islink(dest) and not os.path.isdir(dest)):
+        raise BackupError('dest %s is a symbolic link to something that is not a directory; point dest at a '
+                          'directory' % dest)
+    dest = os.path.realpath(dest)
     info = memory_db.inspect_file(source)
     if info['problem'] and not (allow_corrupt_source and info['header_ok']):
         raise BackupError('cannot back up %s: %s' % (path, info['problem']))
@@ -406,6 +445,7 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
                     'free_bytes': safe_files.free_bytes(dest)}
 
         created_dest = safe_files.makedirs_synced(dest)
+        swept = sweep_backup_temps(dest, name)
         if timestamped:
             target_dir = _stamp_dir(dest, moment, name, create=True)
             backup_path = os.path.join(target_dir, name)
@@ -422,18 +462,27 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
     finally:
         src.close()
 
-    doomed = plan_retention(list_timestamped(dest, name), keep) if timestamped else []
-    for entry in doomed:
-        delete_backup(entry)
-    return {'changed': True, 'backup_path': backup_path, 'manifest_path': manifest_path_for(backup_path),
-            'manifest': manifest, 'verified': manifest['integrity'] == 'ok', 'deleted': [d['path'] for d in doomed],
-            'created_dest': created_dest}
+    doomed = []
+    if timestamped and keep is not None:
+        lock_fd = _retention_lock(dest)
+        try:
+            doomed = plan_retention(list_timestamped(dest, name), keep)
+            for entry in doomed:
+                delete_backup(entry)
+        finally:
+            os.close(lock_fd)
+    result = {'changed': True, 'backup_path': backup_path, 'manifest_path': manifest_path_for(backup_path),
+              'manifest': manifest, 'verified': manifest['integrity'] == 'ok', 'deleted': [d['path'] for d in doomed],
+              'created_dest': created_dest}
+    if swept:
+        result['swept_temps'] = swept
+    return result
 
 
 def _write_backup(src, source, target_dir, backup_path, name, source_check, source_journal, moment, need):
     """Copy into a temp file, verify it, then os.replace it and its manifest into place."""
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.tmp', dir=target_dir)
-    os.close(fd)
+    tmp = os.path.join(target_dir, safe_files.temp_name(backup_path, 'backup'))
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     manifest_tmp = None
     try:
         dst = sqlite3.connect(tmp, isolation_level=None)
@@ -466,7 +515,8 @@ def _write_backup(src, source, target_dir, backup_path, name, source_check, sour
             'source_journal_mode': source_journal, 'journal_mode': 'delete', 'sqlite_version': sqlite3.sqlite_version,
             'tables': counts,
         }
-        fd, manifest_tmp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.manifest.tmp', dir=target_dir)
+        manifest_tmp = os.path.join(target_dir, safe_files.temp_name(backup_path, 'manifest'))
+        fd = os.open(manifest_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, 'wb') as handle:
             handle.write((json.dumps(manifest, indent=2, sort_keys=True) + '\n').encode('utf-8'))
             handle.flush()
@@ -492,8 +542,11 @@ def _write_backup(src, source, target_dir, backup_path, name, source_check, sour
 # restoring a backup
 
 
-def find_candidates(backup_dir, pattern=DEFAULT_PATTERN):
-    """Backup files under backup_dir matching pattern, newest first (manifest created_at, then mtime)."""
+def find_candidates(backup_dir, pattern=DEFAULT_PATTERN, skipped=None):
+    """Backup files under backup_dir matching pattern, newest first (manifest created_at, then mtime).
+
+    A match that resolves outside backup_dir (a symlink), is not a regular file or whose name is not
+    valid UTF-8 is left out, with the reason appended to skipped ({path, reason})."""
     if not os.path.isdir(backup_dir):
         raise BackupError('backup_dir %s is not a directory; point it at the folder that holds the backups'
                           % backup_dir)
@@ -501,10 +554,19 @@ def find_candidates(backup_dir, pattern=DEFAULT_PATTERN):
     if not pattern or os.path.isabs(pattern) or '..' in parts:
         raise BackupError('pattern %r must be a relative glob inside backup_dir without "..", e.g. %s'
                           % (pattern, DEFAULT_PATTERN))
+    skipped = [] if skipped is None else skipped
     found = []
     for match in glob.glob(os.path.join(glob.escape(backup_dir), pattern), recursive=True):
         base = os.path.basename(match)
-        if not os.path.isfile(match) or base.startswith('.') or base.endswith(MANIFEST_SUFFIX):
+        if base.startswith('.') or base.endswith(MANIFEST_SUFFIX) or os.path.isdir(match):
+            continue
+        problem = safe_files.utf8_problem(match)
+        if problem is None and not safe_files.is_inside(match, backup_dir):
+            problem = 'it resolves to %s, outside backup_dir' % safe_files.printable(os.path.realpath(match))
+        if problem is None:
+            problem = safe_files.regular_file_problem(os.path.realpath(match))
+        if problem:
+            skipped.append({'path': safe_files.printable(match), 'reason': problem})
             continue
         manifest, _problem = load_manifest(match)
         created = parse_time(manifest.get('created_at')) if manifest else None
@@ -525,7 +587,7 @@ def choose_backup(src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
                               skipped_backups=[{'path': src, 'reason': verdict['reason']}])
         return verdict, []
     skipped = []
-    for candidate in find_candidates(backup_dir, pattern):
+    for candidate in find_candidates(backup_dir, pattern, skipped):
         if exclude and same_file_set(candidate, exclude):
             continue
         verdict = verify_backup(candidate, deep=True, allow_unverified=allow_unverified,
