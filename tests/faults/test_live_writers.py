@@ -184,3 +184,378 @@ def test_per_commit_writer_during_restore_loses_no_committed_row(tmp_path, fault
     assert not lost_rows, '%d committed rows are neither in the DB nor in the preserved set' % len(lost_rows)
     # writers that close between commits leave gaps the lock is taken in: every round must get its restore done
     assert restored == rounds, 'only %d of %d restores completed under a per-commit writer' % (restored, rounds)
+
+
+@pytest.mark.fault('concurrency and live writers', 'Per-commit writer on a rollback-journal (DELETE mode) DB during restore')
+def test_per_commit_writer_on_a_rollback_journal_db(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute('PRAGMA journal_mode=DELETE')
+    conn.close()
+    preserve = str(tmp_path / 'preserved')
+    lost_rows, committed_total, restored = set(), 0, 0
+    for attempt in range(3):
+        stop = str(tmp_path / ('stop-%d' % attempt))
+        writer = PerCommitWriter(db, stop, 0.005, attempt * 1000000)
+        time.sleep(0.2)
+        result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'preserve_dir': preserve,
+                                                  'force': True, 'journal_mode': 'delete'})
+        time.sleep(0.2)
+        open(stop, 'w').close()
+        writer.finish()
+        committed_total += len(writer.committed())
+        lost_rows |= writer.committed() - (ids_in(os.path.dirname(db)) | preserved_ids(preserve))
+        restored += 0 if result.get('failed') else 1
+        assert integrity(db) == 'ok'
+    fault.lost(8 * len(lost_rows))
+    fault.did('3 restores with a rollback-journal writer committing every 5 ms: %d completed, %d committed rows, %d '
+              'missing' % (restored, committed_total, len(lost_rows)))
+    assert not lost_rows and restored == 3
+
+
+HOLDER = r'''
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1])
+conn.execute('SELECT count(*) FROM sqlite_master').fetchone()
+print('ready', flush=True)
+time.sleep(120)
+'''
+
+
+@pytest.mark.fault('concurrency and live writers', 'force: true while a connection stays open (the lock is never free)')
+def test_force_with_a_connection_that_stays_open_changes_nothing(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=2000)
+    holder = subprocess.Popen([sys.executable, '-c', HOLDER, db], stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert holder.stdout.readline().strip() == 'ready'
+        prior = PriorState(db)
+        result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'force': True,
+                                                  'lock_timeout': 2, 'preserve_dir': str(tmp_path / 'preserved')})
+        lost = prior.lost()
+    finally:
+        holder.kill()
+        holder.wait()
+    fault.lost(lost)
+    fault.did('memory_db_restore (force: true, lock_timeout: 2) failed: "%s"' % fault.clip(result['msg'], 240))
+    assert result['failed'] and 'exclusive lock' in result['msg'] and str(holder.pid) in result['msg'], result
+    assert lost == 0 and not os.path.exists(str(tmp_path / 'preserved'))
+
+
+# ------------------------------------------------------------------------------------ hostile paths
+
+def _outside_db(tmp_path):
+    """A DB outside the app dir (say /etc/... or another tenant's), the target of a planted link."""
+    return make_db(str(tmp_path / 'elsewhere' / 'target.db'), rows=300)
+
+
+@pytest.mark.fault('operator input', 'DB path is a symlink to a file outside the app dir (finding 4)')
+def test_symlinked_db_is_refused_and_its_target_untouched(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=500)
+    target = _outside_db(tmp_path)
+    os.unlink(db)
+    os.symlink(target, db)
+    prior = PriorState(target)
+    result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups})
+    lost = prior.lost()
+    beside = sorted(os.listdir(os.path.dirname(target)))
+    fault.lost(lost)
+    fault.did('memory_db_restore refused: "%s"; the link target unchanged, nothing created beside it'
+              % fault.clip(result['msg'], 240))
+    assert result['failed'] and 'outside' in result['msg'], result
+    assert lost == 0 and beside == ['target.db'], beside
+
+
+@pytest.mark.fault('operator input', 'Default preserve dir is a symlink planted by the service user')
+def test_symlinked_preserve_dir_is_refused(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=500)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    os.symlink(str(elsewhere), os.path.join(os.path.dirname(db), 'preserved'))
+    conn = sqlite3.connect(db)
+    conn.execute('INSERT INTO live_writer VALUES (1)')
+    conn.commit()
+    conn.close()
+    prior = PriorState(db)
+    result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups})
+    lost = prior.lost()
+    fault.lost(lost)
+    fault.did('memory_db_restore refused: "%s"; the DB unchanged, nothing written through the link'
+              % fault.clip(result['msg'], 240))
+    assert result['failed'] and 'preserve dir' in result['msg'] and 'outside' in result['msg'], result
+    assert lost == 0 and os.listdir(str(elsewhere)) == []
+
+
+SECRET = b'root-only bytes that must never be copied anywhere\n'
+
+
+@pytest.mark.fault('operator input', 'A sidecar becomes a symlink while the restore runs (swapped in after the check)')
+def test_sidecar_symlink_swapped_in_after_the_check_is_never_followed(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=3000)
+    secret = tmp_path / 'secret'
+    secret.write_bytes(SECRET)
+    os.chmod(str(secret), 0o600)
+    wal = db + '-wal'
+    state = {'stop': False, 'flips': 0}
+
+    def flip():
+        # the service user's loop: a regular -wal and a link to the secret, in turn
+        while not state['stop']:
+            link = wal + '.lnk'
+            try:
+                os.symlink(str(secret), link)
+                os.replace(link, wal)
+                state['flips'] += 1
+                time.sleep(0.001)
+                os.unlink(wal)
+            except OSError:
+                pass
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    results = []
+    try:
+        for _round in range(4):
+            results.append(run_module('memory_db_restore', {'path': db, 'backup_dir': backups,
+                                                            'preserve_dir': str(tmp_path / 'preserved'),
+                                                            'force': True}))
+    finally:
+        state['stop'] = True
+        flipper.join()
+    copies = [os.path.join(base, name) for base, _dirs, names in os.walk(str(tmp_path / 'preserved'))
+              for name in names if not os.path.islink(os.path.join(base, name))
+              and open(os.path.join(base, name), 'rb').read() == SECRET]
+    fault.lost(0 if secret.read_bytes() == SECRET else len(SECRET))
+    outcomes = sorted(set('ok' if not r.get('failed') else fault.clip(r['msg'], 90) for r in results))
+    fault.did('4 restores while a -wal link to a root-only file was swapped in and out %d times: %s; the file '
+              'was never read into the preserved set nor written' % (state['flips'], '; '.join(outcomes)))
+    assert secret.read_bytes() == SECRET and copies == []
+    assert state['flips'] > 0
+    for result in results:
+        assert not result.get('failed') or any(word in result['msg'] for word in (
+            'symbolic link', 'not a regular file', 'Too many levels', 'No such file', 'changed')), result['msg']
+
+
+def _run_with_deadline(name, args, seconds=30):
+    started = time.monotonic()
+    result = run_module(name, args, timeout=seconds)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.fault('operator input', 'A FIFO as the restore path and as src')
+def test_fifo_path_and_src_are_refused_without_blocking(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=300)
+    fifo_db = str(tmp_path / 'app2' / '.swarm' / 'memory.db')
+    os.makedirs(os.path.dirname(fifo_db))
+    os.mkfifo(fifo_db)
+    fifo_src = str(tmp_path / 'backup.fifo')
+    os.mkfifo(fifo_src)
+    prior = PriorState(db)
+    as_path, took_path = _run_with_deadline('memory_db_restore', {'path': fifo_db, 'backup_dir': backups})
+    as_src, took_src = _run_with_deadline('memory_db_restore', {'path': db, 'src': fifo_src})
+    check, _took = _run_with_deadline('memory_db_check', {'path': fifo_db})
+    lost = prior.lost()
+    fault.lost(lost)
+    fault.did('restore path FIFO: "%s" (%.1fs); src FIFO: "%s" (%.1fs); memory_db_check: "%s"'
+              % (fault.clip(as_path['msg'], 110), took_path, fault.clip(as_src['msg'], 110), took_src,
+                 fault.clip(check['errors'][0], 90)))
+    assert as_path['failed'] and 'FIFO' in as_path['msg'], as_path
+    assert as_src['failed'] and 'FIFO' in as_src['msg'], as_src
+    assert check['ok'] is False and 'FIFO' in check['errors'][0], check
+    assert lost == 0 and stat.S_ISFIFO(os.lstat(fifo_db).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='mknod of a device needs root (CI runs as root)')
+@pytest.mark.fault('operator input', 'A character device (/dev/zero) as the DB path and as a backup candidate')
+def test_device_path_is_refused(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=300)
+    device_db = str(tmp_path / 'app2' / '.swarm' / 'memory.db')
+    os.makedirs(os.path.dirname(device_db))
+    os.mknod(device_db, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    planted = os.path.join(backups, '29990101T000000Z', 'memory.db.backup')
+    os.makedirs(os.path.dirname(planted))
+    os.mknod(planted, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    prior = PriorState(db)
+    as_path, took = _run_with_deadline('memory_db_restore', {'path': device_db, 'backup_dir': backups})
+    restore = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'force': True,
+                                               'preserve_dir': str(tmp_path / 'preserved')})
+    lost = prior.lost(str(tmp_path / 'preserved'))
+    fault.lost(lost)
+    skipped = [item for item in restore.get('skipped_backups', []) if item['path'] == planted]
+    fault.did('device as path: "%s" (%.1fs); a device planted as the newest backup skipped: "%s", the verified '
+              'one restored' % (fault.clip(as_path['msg'], 120), took, fault.clip(skipped[0]['reason'] if skipped
+                                                                                   else '-', 80)))
+    assert as_path['failed'] and 'character device' in as_path['msg'], as_path
+    assert not restore.get('failed') and skipped, restore
+    assert lost == 0
+
+
+@pytest.mark.fault('operator input', 'A folder with a non-UTF-8 name under backup_dir')
+def test_non_utf8_backup_folder_is_skipped_with_a_reason(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=300)
+    odd = os.path.join(os.fsencode(backups), b'release-\xff\xfe')
+    os.makedirs(odd)
+    src = [os.path.join(base, name) for base, _dirs, names in os.walk(backups) for name in names]
+    for member in src:
+        if member.endswith('memory.db.backup') or member.endswith('.manifest.json'):
+            shutil.copy(member, os.path.join(os.fsdecode(odd), os.path.basename(member)))
+    # the copy is newer: it would be chosen first if it were not skipped
+    later = time.time() + 60
+    os.utime(os.path.join(odd, b'memory.db.backup'), (later, later))
+    prior = PriorState(db)
+    restore = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'force': True,
+                                               'preserve_dir': str(tmp_path / 'preserved')})
+    lost = prior.lost(str(tmp_path / 'preserved'))
+    fault.lost(lost)
+    reasons = [item['reason'] for item in restore.get('skipped_backups', [])]
+    fault.did('memory_db_restore: skipped %s; restored %s' % (fault.clip('; '.join(reasons), 120),
+                                                             fault.clip(restore.get('restored_from', '-'), 80)))
+    assert restore['_rc'] == 0 and not restore.get('failed'), restore
+    assert any('not valid UTF-8' in reason for reason in reasons), reasons
+    assert lost == 0
+
+
+# ------------------------------------------------------------------------------------ leftovers and exhaustion
+
+@pytest.mark.fault('resource exhaustion', 'A backup killed with SIGKILL leaves its full-size temp file')
+def test_sigkilled_backup_temp_is_swept_by_the_next_run(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db = make_db(str(tmp_path / 'app' / '.swarm' / 'memory.db'), rows=60000)
+    dest = str(tmp_path / 'backups')
+    prior = PriorState(db)
+    proc = _spawn_module('memory_db_backup', {'path': db, 'dest': dest, 'timestamped': True})
+    deadline = time.monotonic() + 60
+    # killed once its temp copy is full size (the copy is done, its integrity_check runs)
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(os.path.getsize(path) >= os.path.getsize(db) for path in _hidden_files(dest) if os.path.exists(path)):
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    leftovers = _hidden_files(dest)
+    assert leftovers, 'the kill did not land while the temp file existed'
+    size = sum(os.path.getsize(path) for path in leftovers)
+    again = run_module('memory_db_backup', {'path': db, 'dest': dest, 'timestamped': True})
+    left = _hidden_files(dest)
+    lost = prior.lost()
+    fault.lost(lost)
+    fault.did('backup SIGKILLed mid-copy left %d hidden temp file(s), %d bytes; the next memory_db_backup removed '
+              'them (swept_temps: %d) and took its own' % (len(leftovers), size, len(again.get('swept_temps', []))))
+    assert not again.get('failed') and left == [], (again, left)
+    assert lost == 0
+
+
+def _hidden_files(root):
+    return sorted(os.path.join(base, name) for base, _dirs, names in os.walk(root) for name in names
+                  if name.startswith('.'))
+
+
+def _spawn_module(name, args):
+    import json
+    from conftest import COLLECTIONS, REPO
+    fd, args_path = tempfile.mkstemp(suffix='.json')
+    with os.fdopen(fd, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': dict(args, _ansible_check_mode=False,
+                                               _ansible_remote_tmp=tempfile.gettempdir())}, handle)
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    return subprocess.Popen([sys.executable, os.path.join(REPO, 'plugins', 'modules', name + '.py'), args_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, universal_newlines=True)
+
+
+@pytest.mark.fault('concurrency and live writers', 'Six backups at once into one dest with keep: 3')
+def test_six_concurrent_backups_get_distinct_names_and_keep_is_honoured(tmp_path, fault):
+    import json
+    fault.scrub(tmp_path)
+    db = make_db(str(tmp_path / 'app' / '.swarm' / 'memory.db'), rows=3000)
+    dest = str(tmp_path / 'backups')
+    prior = PriorState(db)
+    procs = [_spawn_module('memory_db_backup', {'path': db, 'dest': dest, 'timestamped': True, 'keep': 3})
+             for _index in range(6)]
+    results = []
+    for proc in procs:
+        out, _err = proc.communicate(timeout=120)
+        results.append(json.loads(out))
+    paths = [result.get('backup_path') for result in results]
+    remaining = sorted(os.path.join(base, name) for base, _dirs, names in os.walk(dest) for name in names
+                       if name == 'memory.db.backup')
+    verified = [path for path in remaining if json.load(open(path + '.manifest.json'))['sha256'] == sha256(path)]
+    lost = prior.lost()
+    fault.lost(lost)
+    fault.did('6 concurrent memory_db_backup (keep: 3): %d distinct backup_path values, %d backups left, %d of them '
+              'verified' % (len(set(paths)), len(remaining), len(verified)))
+    assert not any(result.get('failed') for result in results), results
+    assert len(set(paths)) == 6
+    assert len(remaining) == 3 and len(verified) == 3
+    assert lost == 0
+
+
+def _mount_tmpfs(path, size):
+    os.makedirs(path)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%s,mode=0755' % size, 'faults', path], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='mounting a tmpfs needs root (CI runs as root)')
+@pytest.mark.fault('resource exhaustion', 'No space for the preserve copy (preserve_dir on a full small tmpfs)')
+def test_no_space_for_the_preserve_copy_is_refused_before_anything_changes(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db, backups = live_app(tmp_path, rows=20000)
+    conn = sqlite3.connect(db)
+    conn.execute('INSERT INTO live_writer VALUES (1)')
+    conn.commit()
+    conn.close()
+    mnt = str(tmp_path / 'small')
+    _mount_tmpfs(mnt, '512k')
+    try:
+        prior = PriorState(db)
+        before = sha256(db)
+        result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'preserve_dir': mnt})
+        left = os.listdir(mnt)
+        swarm = sorted(name for name in os.listdir(os.path.dirname(db)) if name.startswith('.'))
+    finally:
+        subprocess.run(['umount', '-l', mnt], check=False)
+    lost = prior.lost()
+    fault.lost(lost)
+    fault.did('memory_db_restore refused before it started: "%s"; DB unchanged, no temp left'
+              % fault.clip(result['msg'], 240))
+    assert result['failed'] and 'bytes free' in result['msg'], result
+    assert sha256(db) == before and left == [] and swarm == [], (left, swarm)
+    assert lost == 0
+
+
+RANGE_CASES = [
+    ('memory_db_prune', {'max_rows': -1}, 'max_rows must be between 0 and'),
+    ('memory_db_prune', {'batch_size': 0}, 'batch_size must be between 1 and'),
+    ('memory_db_backup', {'dest': 'DEST', 'timestamped': True, 'keep': -1}, 'keep must be'),
+    ('memory_db_restore', {'backup_dir': 'DEST', 'lock_timeout': 0}, 'lock_timeout must be between 1 and 3600'),
+    ('memory_db_restore', {'backup_dir': 'DEST', 'drain_timeout': -5}, 'drain_timeout must be between 1 and 3600'),
+    ('memory_db_recover', {'dest': 'DEST/x.db', 'timeout': -1}, 'timeout must be between 1 and 86400'),
+    ('memory_db_check', {'busy_timeout': -1}, 'busy_timeout must be between 0 and'),
+    ('memory_db_optimize', {'busy_timeout': -1}, 'busy_timeout must be between 0 and'),
+]
+
+
+@pytest.mark.fault('operator input', 'Negative and zero numeric options (max_rows: -1, keep: -1, timeouts ...)')
+def test_numeric_options_out_of_range_are_refused_with_the_range(tmp_path, fault):
+    fault.scrub(tmp_path)
+    db = make_db(str(tmp_path / 'app' / '.swarm' / 'memory.db'), rows=300)
+    dest = str(tmp_path / 'backups')
+    os.makedirs(dest)
+    prior = PriorState(db)
+    messages = []
+    for name, args, expected in RANGE_CASES:
+        args = dict((key, value.replace('DEST', dest) if isinstance(value, str) else value)
+                    for key, value in args.items())
+        result = run_module(name, dict(args, path=db))
+        messages.append((name, result.get('msg', ''), expected))
+    lost = prior.lost()
+    fault.lost(lost)
+    fault.did('%d out-of-range options refused, e.g. "%s"' % (len(messages), fault.clip(messages[0][1], 120)))
+    for name, msg, expected in messages:
+        assert expected in msg, (name, msg)
+    assert lost == 0 and os.listdir(dest) == []
