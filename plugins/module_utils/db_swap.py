@@ -355,8 +355,9 @@ class Swap(object):
                   'lock_waited_ms': self.lock_.waited_ms if self.lock_ else 0, 'drain': self.drained}
         if self.drained.get('still_open'):
             listed = ', '.join('pid %d (%s)' % (h['pid'], h['comm'] or '?') for h in self.drained['still_open'])
+            where = (self.preserved or {}).get('dir')
             raise SwapError('the new file is in place and the old set is preserved in %s, but %s still holds the '
                             'replaced database open after drain_timeout=%ss; restart it before it writes again (its '
-                            'next write would meet the new file\'s -wal)' % ((self.preserved or {}).get('dir'), listed,
-                                                                            self.drain_timeout), swap=result)
+                            'next write would meet the new file\'s -wal)' % (where, listed, self.drain_timeout),
+                            swap=result)
         return result

@@ -39,7 +39,7 @@ options:
     description:
       - Replace an existing O(dest). Its set (C(db)/C(-wal)/C(-shm)) is first preserved in O(preserve_dir), under
         SQLite's exclusive lock on O(dest) held until the new file is in place (as M(claude_flow.runbook.memory_db_restore)
-        does): moved there on the same filesystem, copied (after a free-space check) otherwise.
+        does), moved there on the same filesystem, copied (after a free-space check) otherwise.
     type: bool
     default: false
   lock_timeout:

@@ -23,7 +23,7 @@ description:
     to finish) and held until the new file is in place, so no commit can land between the preserve point and the
     swap, also from writers that open, commit and close per write (claude-flow hooks and CLI calls).
   - Under the lock the current C(db)/C(-wal)/C(-shm) set is preserved in a new folder under O(preserve_dir) with the
-    sha256 of each file in a C(MANIFEST.json): moved there (the DB hard-linked, its sidecars renamed) when
+    sha256 of each file in a C(MANIFEST.json), moved there (the DB hard-linked, its sidecars renamed) when
     O(preserve_dir) is on the same filesystem, copied otherwise (after a free-space check). The temp file is then
     renamed over O(path) in one atomic step (the path never goes missing), and the module waits up to
     O(drain_timeout) until no process holds the replaced file open (writers that opened it wait on the lock and give

@@ -387,9 +387,9 @@ def test_device_path_is_refused(tmp_path, fault):
     lost = prior.lost(str(tmp_path / 'preserved'))
     fault.lost(lost)
     skipped = [item for item in restore.get('skipped_backups', []) if item['path'] == planted]
+    reason = skipped[0]['reason'] if skipped else '-'
     fault.did('device as path: "%s" (%.1fs); a device planted as the newest backup skipped: "%s", the verified '
-              'one restored' % (fault.clip(as_path['msg'], 120), took, fault.clip(skipped[0]['reason'] if skipped
-                                                                                   else '-', 80)))
+              'one restored' % (fault.clip(as_path['msg'], 120), took, fault.clip(reason, 80)))
     assert as_path['failed'] and 'character device' in as_path['msg'], as_path
     assert not restore.get('failed') and skipped, restore
     assert lost == 0
@@ -414,8 +414,9 @@ def test_non_utf8_backup_folder_is_skipped_with_a_reason(tmp_path, fault):
     lost = prior.lost(str(tmp_path / 'preserved'))
     fault.lost(lost)
     reasons = [item['reason'] for item in restore.get('skipped_backups', [])]
-    fault.did('memory_db_restore: skipped %s; restored %s' % (fault.clip('; '.join(reasons), 120),
-                                                             fault.clip(restore.get('restored_from', '-'), 80)))
+    restored_from = restore.get('restored_from', '-')
+    fault.did('memory_db_restore: skipped %s; restored %s'
+              % (fault.clip('; '.join(reasons), 120), fault.clip(restored_from, 80)))
     assert restore['_rc'] == 0 and not restore.get('failed'), restore
     assert any('not valid UTF-8' in reason for reason in reasons), reasons
     assert lost == 0
