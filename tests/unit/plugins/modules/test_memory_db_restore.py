@@ -347,3 +347,42 @@ def test_restore_into_an_empty_place_needs_no_preserve(module, tmp_path):
     r = module('memory_db_restore', {'path': str(target), 'src': backup['backup_path'], 'journal_mode': 'keep'})
     assert r['changed'] is True and r['preserved'] is None and sha256(str(target)) == sha256(backup['backup_path'])
     assert not (tmp_path / 'fresh' / 'preserved').exists()
+
+
+def test_the_old_set_is_moved_not_copied_and_late_commits_are_reported(module, tmp_path):
+    db = make_db(tmp_path, rows=500)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    set_marker(db, 2)
+    crash_after_write(db, 3)
+    inode = os.stat(db).st_ino
+    before = set_digests(db)
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path'],
+                                     'preserve_dir': str(tmp_path / 'preserved')})
+    assert r['changed'] is True and r['preserved']['method'] == 'move', r
+    assert r['late_commits'] == {'count': 0, 'preserved_in': None, 'changed_files': []}
+    assert dict((f['name'], f['sha256']) for f in r['preserved']['files']) == before
+    moved = os.path.join(r['preserved']['dir'], 'memory.db')
+    assert os.stat(moved).st_ino == inode and marker(moved) == 3 and marker(db) == 1
+    assert 'waited_ms' in r['drain'] and r['lock_waited_ms'] >= 0
+
+
+def test_paths_that_lead_elsewhere_or_are_special_files_are_refused(module, tmp_path):
+    db = make_db(tmp_path, rows=300)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    link_dir = tmp_path / 'app2'
+    link_dir.mkdir()
+    os.symlink(db, str(link_dir / 'memory.db'))
+    r = module('memory_db_restore', {'path': str(link_dir / 'memory.db'), 'src': backup['backup_path']})
+    assert r['failed'] and 'outside' in r['msg'], r
+    os.symlink(str(elsewhere), os.path.join(os.path.dirname(db), 'preserved'))
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
+    assert r['failed'] and 'preserve dir' in r['msg'] and os.listdir(str(elsewhere)) == [], r
+    os.unlink(os.path.join(os.path.dirname(db), 'preserved'))
+    os.mkfifo(str(tmp_path / 'fifo'))
+    r = module('memory_db_restore', {'path': db, 'src': str(tmp_path / 'fifo')}, timeout=30)
+    assert r['failed'] and 'FIFO' in r['msg'], r
+    for option in ('lock_timeout', 'drain_timeout'):
+        r = module('memory_db_restore', {'path': db, 'src': backup['backup_path'], option: 0})
+        assert r['failed'] and '%s must be between 1 and 3600 (got 0)' % option in r['msg'], r
