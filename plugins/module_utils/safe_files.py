@@ -313,36 +313,39 @@ def remove_db_sidecars(path):
     return removed
 
 
-def open_holders(path):
-    """Processes that hold path (or its -wal/-shm) open, from /proc/*/fd: [{pid, comm, fd_path}]."""
-    targets = set()
-    for member in [path + suffix for suffix in DB_SUFFIXES]:
-        try:
-            targets.add(os.path.realpath(member))
-        except OSError:
-            continue
-    holders = []
-    own = os.getpid()
+def _each_open_fd(exclude_pids=()):
+    """(pid, /proc/<pid>/fd/<n>) of every fd of every other process; processes that vanish are skipped."""
+    skip = set(exclude_pids) | {os.getpid()}
     try:
-        pids = [entry for entry in os.listdir('/proc') if entry.isdigit()]
+        pids = [int(entry) for entry in os.listdir('/proc') if entry.isdigit()]
     except OSError:
-        return holders
+        return
     for pid in pids:
-        if int(pid) == own:
+        if pid in skip:
             continue
-        fd_dir = os.path.join('/proc', pid, 'fd')
+        fd_dir = os.path.join('/proc', str(pid), 'fd')
         try:
             fds = os.listdir(fd_dir)
         except OSError:
             continue
         for fd in fds:
-            try:
-                link = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if link in targets:
-                holders.append({'pid': int(pid), 'comm': _comm(pid), 'fd_path': link})
-                break
+            yield pid, os.path.join(fd_dir, fd)
+
+
+def open_holders(path):
+    """Processes that hold path (or its -wal/-shm) open, from /proc/*/fd: [{pid, comm, fd_path}]."""
+    targets = set(os.path.realpath(path + suffix) for suffix in DB_SUFFIXES)
+    holders, found = [], set()
+    for pid, fd_path in _each_open_fd():
+        if pid in found:
+            continue
+        try:
+            link = os.readlink(fd_path)
+        except OSError:
+            continue
+        if link in targets:
+            found.add(pid)
+            holders.append({'pid': pid, 'comm': _comm(pid), 'fd_path': link})
     return holders
 
 
@@ -367,30 +370,19 @@ def inode_holders(identities, exclude_pids=()):
     """Processes with an fd on any of the given (st_dev, st_ino) files, wherever they now live (a file
     renamed or unlinked still counts): [{pid, comm}]."""
     identities = set(item for item in identities if item)
-    holders = []
+    holders, found = [], set()
     if not identities:
         return holders
-    skip = set(exclude_pids) | {os.getpid()}
-    try:
-        pids = [int(entry) for entry in os.listdir('/proc') if entry.isdigit()]
-    except OSError:
-        return holders
-    for pid in pids:
-        if pid in skip:
+    for pid, fd_path in _each_open_fd(exclude_pids):
+        if pid in found:
             continue
-        fd_dir = os.path.join('/proc', str(pid), 'fd')
         try:
-            fds = os.listdir(fd_dir)
+            info = os.stat(fd_path)
         except OSError:
             continue
-        for fd in fds:
-            try:
-                info = os.stat(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if (info.st_dev, info.st_ino) in identities:
-                holders.append({'pid': pid, 'comm': _comm(pid)})
-                break
+        if (info.st_dev, info.st_ino) in identities:
+            found.add(pid)
+            holders.append({'pid': pid, 'comm': _comm(pid)})
     return holders
 
 

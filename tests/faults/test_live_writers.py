@@ -339,6 +339,15 @@ def test_sidecar_symlink_swapped_in_after_the_check_is_never_followed(tmp_path, 
             'symbolic link', 'not a regular file', 'Too many levels', 'No such file', 'changed')), result['msg']
 
 
+def _special_db(tmp_path, make):
+    """A live app, and a second app dir whose .swarm/memory.db is a special file made by make(path)."""
+    fault_db, backups = live_app(tmp_path, rows=300)
+    special = str(tmp_path / 'app2' / '.swarm' / 'memory.db')
+    os.makedirs(os.path.dirname(special))
+    make(special)
+    return fault_db, backups, special
+
+
 def _run_with_deadline(name, args, seconds=30):
     started = time.monotonic()
     result = run_module(name, args, timeout=seconds)
@@ -348,10 +357,7 @@ def _run_with_deadline(name, args, seconds=30):
 @pytest.mark.fault('operator input', 'A FIFO as the restore path and as src')
 def test_fifo_path_and_src_are_refused_without_blocking(tmp_path, fault):
     fault.scrub(tmp_path)
-    db, backups = live_app(tmp_path, rows=300)
-    fifo_db = str(tmp_path / 'app2' / '.swarm' / 'memory.db')
-    os.makedirs(os.path.dirname(fifo_db))
-    os.mkfifo(fifo_db)
+    db, backups, fifo_db = _special_db(tmp_path, os.mkfifo)
     fifo_src = str(tmp_path / 'backup.fifo')
     os.mkfifo(fifo_src)
     prior = PriorState(db)
@@ -369,17 +375,18 @@ def test_fifo_path_and_src_are_refused_without_blocking(tmp_path, fault):
     assert lost == 0 and stat.S_ISFIFO(os.lstat(fifo_db).st_mode)
 
 
+def _dev_zero(path):
+    os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason='mknod of a device needs root (CI runs as root)')
 @pytest.mark.fault('operator input', 'A character device (/dev/zero) as the DB path and as a backup candidate')
 def test_device_path_is_refused(tmp_path, fault):
     fault.scrub(tmp_path)
-    db, backups = live_app(tmp_path, rows=300)
-    device_db = str(tmp_path / 'app2' / '.swarm' / 'memory.db')
-    os.makedirs(os.path.dirname(device_db))
-    os.mknod(device_db, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    db, backups, device_db = _special_db(tmp_path, _dev_zero)
     planted = os.path.join(backups, '29990101T000000Z', 'memory.db.backup')
     os.makedirs(os.path.dirname(planted))
-    os.mknod(planted, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    _dev_zero(planted)
     prior = PriorState(db)
     as_path, took = _run_with_deadline('memory_db_restore', {'path': device_db, 'backup_dir': backups})
     restore = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'force': True,
