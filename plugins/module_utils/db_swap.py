@@ -161,18 +161,33 @@ def _measure(real):
     return state
 
 
-def preserve_space_problem(real, preserve_root):
+def preserve_space_problem(real, preserve_root, copy=False):
     """None when the preserve step can be done, else why not: a rename on the same filesystem needs no
-    room, a copy onto another one needs the set's size there."""
+    room, a copy (onto another filesystem, or asked for) needs the set's size there."""
     probe = safe_files.nearest_existing(preserve_root)
-    if os.stat(probe).st_dev == os.stat(os.path.dirname(real)).st_dev:
+    if not copy and os.stat(probe).st_dev == os.stat(os.path.dirname(real)).st_dev:
         return None
     need = sum(os.lstat(member).st_size for member in safe_files.db_set(real)) + SPACE_MARGIN_BYTES
     free = safe_files.free_bytes(probe)
     if free < need:
-        return ('preserving the current set of %s needs %d bytes free at %s (another filesystem, so it is copied) '
-                'but %d are free; free space there or set preserve_dir beside the database' % (real, need, probe, free))
+        return ('preserving the current set of %s needs %d bytes free at %s (%s) but %d are free; free space there '
+                'or set preserve_dir elsewhere' % (real, need, probe, 'a copy' if copy else
+                                                   'another filesystem, so it is copied', free))
     return None
+
+
+def preserve_copy(real, preserve_root, label, lock_timeout=DEFAULT_LOCK_TIMEOUT):
+    """Copy the DB set (it stays in place) into a new folder under preserve_root with sha256 and a
+    MANIFEST.json, under the DB's exclusive lock so no commit lands halfway through the copy."""
+    problem = preserve_space_problem(real, preserve_root, copy=True)
+    if problem:
+        raise SwapError(problem + '; nothing was changed')
+    swap = Swap(real, None, preserve_root, label, lock_timeout=lock_timeout, copy=True)
+    try:
+        swap.lock()
+        return swap.preserve()
+    finally:
+        swap.abort()
 
 
 def _new_folder(preserve_root, label):
@@ -210,7 +225,7 @@ class Swap(object):
     lock() -> preserve() -> [caller's journal] -> move_sidecars() -> replace() -> drain() -> unlock() -> late()."""
 
     def __init__(self, real, staged, preserve_root, label, lock_timeout=DEFAULT_LOCK_TIMEOUT,
-                 drain_timeout=DEFAULT_DRAIN_TIMEOUT):
+                 drain_timeout=DEFAULT_DRAIN_TIMEOUT, copy=False):
         self.real = real
         self.directory = os.path.dirname(real)
         self.staged = staged
@@ -222,7 +237,7 @@ class Swap(object):
         self.decision = {}
         self.preserved = None
         self.folder_fd = None
-        self.copied = False
+        self.copied = copy
         self.removed = []
         self.drained = {'waited_ms': 0, 'holders_waited_out': []}
 
@@ -237,7 +252,7 @@ class Swap(object):
         if not self.decision:
             return None
         folder, self.folder_fd = _new_folder(self.preserve_root, self.label)
-        self.copied = os.fstat(self.folder_fd).st_dev != os.stat(self.directory).st_dev
+        self.copied = self.copied or os.fstat(self.folder_fd).st_dev != os.stat(self.directory).st_dev
         files = []
         try:
             for suffix, item in sorted(self.decision.items()):
