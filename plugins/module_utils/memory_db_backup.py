@@ -450,7 +450,7 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
             target_dir = _stamp_dir(dest, moment, name, create=True)
             backup_path = os.path.join(target_dir, name)
         try:
-            manifest = _write_backup(src, source, target_dir, backup_path, name, source_check, source_journal,
+            manifest = _write_backup(src, source, dest, target_dir, backup_path, name, source_check, source_journal,
                                      moment, need)
         except BaseException:
             if timestamped:
@@ -479,7 +479,7 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
     return result
 
 
-def _write_backup(src, source, target_dir, backup_path, name, source_check, source_journal, moment, need):
+def _write_backup(src, source, dest, target_dir, backup_path, name, source_check, source_journal, moment, need):
     """Copy into a temp file, verify it, then os.replace it and its manifest into place."""
     tmp = os.path.join(target_dir, safe_files.temp_name(backup_path, 'backup'))
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
@@ -524,9 +524,15 @@ def _write_backup(src, source, target_dir, backup_path, name, source_check, sour
         os.chmod(manifest_tmp, 0o600)
         # Backup first, manifest second: in between, an old manifest's sha256 cannot match the
         # new file, so a crash there leaves an unverified backup, never a wrongly verified one.
-        os.replace(tmp, backup_path)
-        os.replace(manifest_tmp, manifest_path_for(backup_path))
-        safe_files.fsync_dir(target_dir)
+        # Under the retention lock of dest: a concurrent run never judges a backup whose manifest is not
+        # in place yet (it would look unverified and old, and be rotated out).
+        lock_fd = _retention_lock(dest)
+        try:
+            os.replace(tmp, backup_path)
+            os.replace(manifest_tmp, manifest_path_for(backup_path))
+            safe_files.fsync_dir(target_dir)
+        finally:
+            os.close(lock_fd)
     except BaseException as exc:
         safe_files.remove_files(temp_sidecars(tmp) + ([manifest_tmp] if manifest_tmp else []))
         if isinstance(exc, (OSError, sqlite3.Error)) and safe_files.is_disk_full(exc):

@@ -497,7 +497,7 @@ def test_six_concurrent_backups_get_distinct_names_and_keep_is_honoured(tmp_path
     fault.lost(lost)
     fault.did('6 concurrent memory_db_backup (keep: 3): %d distinct backup_path values, %d backups left, %d of them '
               'verified' % (len(set(paths)), len(remaining), len(verified)))
-    assert not any(result.get('failed') for result in results), results
+    assert not any(result.get('failed') for result in results), [r.get('msg') for r in results if r.get('failed')]
     assert len(set(paths)) == 6
     assert len(remaining) == 3 and len(verified) == 3
     assert lost == 0
