@@ -21,14 +21,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import fcntl
 import glob
 import hashlib
 import json
 import os
 import re
 import sqlite3
-import tempfile
 
+from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
 from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_files
 
@@ -41,6 +42,9 @@ MANIFEST_FORMAT = 1
 STAMP_RE = re.compile(r'^\d{8}T\d{6}Z(-\d+)?$')
 # Room for the copy beyond its pages: the temp DB's rollback journal and the manifest.
 SPACE_MARGIN_BYTES = 64 * 1024
+MAX_BUSY_TIMEOUT_MS = 3600 * 1000
+MAX_WAIT_S = 3600
+MAX_KEEP = 10000
 # File format bytes 18 and 19 of the header: 1 = rollback journal, 2 = WAL (sqlite.org/fileformat).
 HEADER_MODE_BYTES = {'delete': b'\x01\x01', 'wal': b'\x02\x02'}
 JOURNAL_MODES = ('wal', 'delete', 'keep')
@@ -193,7 +197,7 @@ def manifest_path_for(backup_path):
 def load_manifest(backup_path):
     """(manifest dict, None), (None, 'no manifest ...') or (None, 'manifest unreadable ...')."""
     mpath = manifest_path_for(backup_path)
-    if not os.path.exists(mpath):
+    if not os.path.lexists(mpath):
         return None, 'no manifest (%s missing)' % os.path.basename(mpath)
     try:
         data = safe_files.read_json(mpath)
@@ -214,6 +218,10 @@ def verify_backup(path, deep=False, allow_unverified=False, expect_profile=None,
     """
     result = {'path': path, 'ok': False, 'reason': None, 'sha256': None, 'manifest': None,
               'profile': None, 'check': None, 'verified': False}
+    special = safe_files.regular_file_problem(os.path.realpath(path)) if os.path.lexists(path) else None
+    if special:
+        result['reason'] = special  # a FIFO or device would block or never end a read
+        return result
     info = memory_db.inspect_file(path)
     if info['problem']:
         result['reason'] = info['problem']
@@ -284,7 +292,8 @@ def list_timestamped(dest, name):
 
 
 def plan_retention(entries, keep, new_verified=None):
-    """Entries to delete so that keep remain, never the newest verified backup.
+    """Entries to delete: the newest keep backups stay, and older verified ones stay until keep verified
+    backups remain (so unverified copies never rotate the verified ones out).
 
     entries are newest first. new_verified (check mode) stands for the backup about to be
     taken: it is counted as the newest, verified when its source passed quick_check.
@@ -294,16 +303,14 @@ def plan_retention(entries, keep, new_verified=None):
     ranked = list(entries)
     if new_verified is not None:
         ranked.insert(0, {'path': None, 'new_verified': new_verified})
-    newest_verified = None
-    for item in ranked:
-        if item['path'] is None:
-            if item['new_verified']:
-                break
-            continue
-        if verify_backup(item['path'])['ok']:
-            newest_verified = item['path']
-            break
-    return [item for item in ranked[keep:] if item['path'] is not None and item['path'] != newest_verified]
+    doomed, verified_kept = [], 0
+    for index, item in enumerate(ranked):
+        verified = item['new_verified'] if item['path'] is None else verify_backup(item['path'])['ok']
+        if index < keep or (verified and verified_kept < keep):
+            verified_kept += 1 if verified else 0
+        elif item['path'] is not None:
+            doomed.append(item)
+    return doomed
 
 
 def delete_backup(entry):
@@ -318,22 +325,49 @@ def delete_backup(entry):
 
 
 def _stamp_dir(dest, moment, name, create):
-    """dest/<stamp>, or dest/<stamp>-N when a backup already sits in dest/<stamp>."""
+    """dest/<stamp>, or dest/<stamp>-N when dest/<stamp> exists. With create, the folder is made here with
+    an exclusive mkdir, so two runs at the same second never share one (nor report the same backup_path)."""
     base = moment.strftime('%Y%m%dT%H%M%SZ')
     for attempt in range(1, 1000):
         folder = os.path.join(dest, base if attempt == 1 else '%s-%d' % (base, attempt))
         if not create:
-            if not os.path.exists(os.path.join(folder, name)):
+            if not os.path.lexists(folder):
                 return folder
             continue
         try:
             os.mkdir(folder, 0o700)
-            safe_files.fsync_dir(dest)
-            return folder
         except FileExistsError:
-            if os.path.isdir(folder) and not os.path.exists(os.path.join(folder, name)):
-                return folder
+            continue
+        safe_files.fsync_dir(dest)
+        return folder
     raise BackupError('could not find a free timestamped folder under %s; remove old backups' % dest)
+
+
+def _retention_lock(dest):
+    """flock on dest itself: concurrent runs apply retention one at a time, each on a fresh listing."""
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_backup_temps(dest, name):
+    """Temp files of killed backup runs in dest and its stamp folders, and stamp folders they left empty."""
+    removed = safe_files.sweep_temps(dest)
+    if not os.path.isdir(dest):
+        return removed
+    for entry in os.listdir(dest):
+        folder = os.path.join(dest, entry)
+        if not STAMP_RE.match(entry) or os.path.islink(folder) or not os.path.isdir(folder):
+            continue
+        swept = safe_files.sweep_temps(folder)
+        removed.extend(swept)
+        if swept and not os.listdir(folder):
+            try:
+                os.rmdir(folder)
+                removed.append(folder)
+            except OSError:
+                pass  # another run just made it
+    return removed
 
 
 def _source_connection(path, busy_timeout, check_mode):
@@ -358,7 +392,15 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
                           'or remove keep' % name)
     if keep is not None and keep < 1:
         raise BackupError('keep must be 1 or more (got %d): retention never removes every backup' % keep)
-    source = os.path.realpath(path)
+    check_ranges(keep=(keep, 1, MAX_KEEP), busy_timeout=(busy_timeout, 0, MAX_BUSY_TIMEOUT_MS))
+    try:
+        source = safe_files.resolve_db_path(path)
+    except safe_files.UnsafePath as exc:
+        raise BackupError(str(exc))
+    if os.path.lexists(dest) and (os.path.islink(dest) and not os.path.isdir(dest)):
+        raise BackupError('dest %s is a symbolic link to something that is not a directory; point dest at a '
+                          'directory' % dest)
+    dest = os.path.realpath(dest)
     info = memory_db.inspect_file(source)
     if info['problem'] and not (allow_corrupt_source and info['header_ok']):
         raise BackupError('cannot back up %s: %s' % (path, info['problem']))
@@ -403,11 +445,12 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
                     'free_bytes': safe_files.free_bytes(dest)}
 
         created_dest = safe_files.makedirs_synced(dest)
+        swept = sweep_backup_temps(dest, name)
         if timestamped:
             target_dir = _stamp_dir(dest, moment, name, create=True)
             backup_path = os.path.join(target_dir, name)
         try:
-            manifest = _write_backup(src, source, target_dir, backup_path, name, source_check, source_journal,
+            manifest = _write_backup(src, source, dest, target_dir, backup_path, name, source_check, source_journal,
                                      moment, need)
         except BaseException:
             if timestamped:
@@ -419,18 +462,27 @@ def take_backup(path, dest, name=DEFAULT_NAME, timestamped=False, keep=None, all
     finally:
         src.close()
 
-    doomed = plan_retention(list_timestamped(dest, name), keep) if timestamped else []
-    for entry in doomed:
-        delete_backup(entry)
-    return {'changed': True, 'backup_path': backup_path, 'manifest_path': manifest_path_for(backup_path),
-            'manifest': manifest, 'verified': manifest['integrity'] == 'ok', 'deleted': [d['path'] for d in doomed],
-            'created_dest': created_dest}
+    doomed = []
+    if timestamped and keep is not None:
+        lock_fd = _retention_lock(dest)
+        try:
+            doomed = plan_retention(list_timestamped(dest, name), keep)
+            for entry in doomed:
+                delete_backup(entry)
+        finally:
+            os.close(lock_fd)
+    result = {'changed': True, 'backup_path': backup_path, 'manifest_path': manifest_path_for(backup_path),
+              'manifest': manifest, 'verified': manifest['integrity'] == 'ok', 'deleted': [d['path'] for d in doomed],
+              'created_dest': created_dest}
+    if swept:
+        result['swept_temps'] = swept
+    return result
 
 
-def _write_backup(src, source, target_dir, backup_path, name, source_check, source_journal, moment, need):
+def _write_backup(src, source, dest, target_dir, backup_path, name, source_check, source_journal, moment, need):
     """Copy into a temp file, verify it, then os.replace it and its manifest into place."""
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.tmp', dir=target_dir)
-    os.close(fd)
+    tmp = os.path.join(target_dir, safe_files.temp_name(backup_path, 'backup'))
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     manifest_tmp = None
     try:
         dst = sqlite3.connect(tmp, isolation_level=None)
@@ -463,7 +515,8 @@ def _write_backup(src, source, target_dir, backup_path, name, source_check, sour
             'source_journal_mode': source_journal, 'journal_mode': 'delete', 'sqlite_version': sqlite3.sqlite_version,
             'tables': counts,
         }
-        fd, manifest_tmp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.manifest.tmp', dir=target_dir)
+        manifest_tmp = os.path.join(target_dir, safe_files.temp_name(backup_path, 'manifest'))
+        fd = os.open(manifest_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, 'wb') as handle:
             handle.write((json.dumps(manifest, indent=2, sort_keys=True) + '\n').encode('utf-8'))
             handle.flush()
@@ -471,9 +524,15 @@ def _write_backup(src, source, target_dir, backup_path, name, source_check, sour
         os.chmod(manifest_tmp, 0o600)
         # Backup first, manifest second: in between, an old manifest's sha256 cannot match the
         # new file, so a crash there leaves an unverified backup, never a wrongly verified one.
-        os.replace(tmp, backup_path)
-        os.replace(manifest_tmp, manifest_path_for(backup_path))
-        safe_files.fsync_dir(target_dir)
+        # Under the retention lock of dest: a concurrent run never judges a backup whose manifest is not
+        # in place yet (it would look unverified and old, and be rotated out).
+        lock_fd = _retention_lock(dest)
+        try:
+            os.replace(tmp, backup_path)
+            os.replace(manifest_tmp, manifest_path_for(backup_path))
+            safe_files.fsync_dir(target_dir)
+        finally:
+            os.close(lock_fd)
     except BaseException as exc:
         safe_files.remove_files(temp_sidecars(tmp) + ([manifest_tmp] if manifest_tmp else []))
         if isinstance(exc, (OSError, sqlite3.Error)) and safe_files.is_disk_full(exc):
@@ -489,8 +548,11 @@ def _write_backup(src, source, target_dir, backup_path, name, source_check, sour
 # restoring a backup
 
 
-def find_candidates(backup_dir, pattern=DEFAULT_PATTERN):
-    """Backup files under backup_dir matching pattern, newest first (manifest created_at, then mtime)."""
+def find_candidates(backup_dir, pattern=DEFAULT_PATTERN, skipped=None):
+    """Backup files under backup_dir matching pattern, newest first (manifest created_at, then mtime).
+
+    A match that resolves outside backup_dir (a symlink), is not a regular file or whose name is not
+    valid UTF-8 is left out, with the reason appended to skipped ({path, reason})."""
     if not os.path.isdir(backup_dir):
         raise BackupError('backup_dir %s is not a directory; point it at the folder that holds the backups'
                           % backup_dir)
@@ -498,10 +560,19 @@ def find_candidates(backup_dir, pattern=DEFAULT_PATTERN):
     if not pattern or os.path.isabs(pattern) or '..' in parts:
         raise BackupError('pattern %r must be a relative glob inside backup_dir without "..", e.g. %s'
                           % (pattern, DEFAULT_PATTERN))
+    skipped = [] if skipped is None else skipped
     found = []
     for match in glob.glob(os.path.join(glob.escape(backup_dir), pattern), recursive=True):
         base = os.path.basename(match)
-        if not os.path.isfile(match) or base.startswith('.') or base.endswith(MANIFEST_SUFFIX):
+        if base.startswith('.') or base.endswith(MANIFEST_SUFFIX) or os.path.isdir(match):
+            continue
+        problem = safe_files.utf8_problem(match)
+        if problem is None and not safe_files.is_inside(match, backup_dir):
+            problem = 'it resolves to %s, outside backup_dir' % safe_files.printable(os.path.realpath(match))
+        if problem is None:
+            problem = safe_files.regular_file_problem(os.path.realpath(match))
+        if problem:
+            skipped.append({'path': safe_files.printable(match), 'reason': problem})
             continue
         manifest, _problem = load_manifest(match)
         created = parse_time(manifest.get('created_at')) if manifest else None
@@ -522,7 +593,7 @@ def choose_backup(src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
                               skipped_backups=[{'path': src, 'reason': verdict['reason']}])
         return verdict, []
     skipped = []
-    for candidate in find_candidates(backup_dir, pattern):
+    for candidate in find_candidates(backup_dir, pattern, skipped):
         if exclude and same_file_set(candidate, exclude):
             continue
         verdict = verify_backup(candidate, deep=True, allow_unverified=allow_unverified,
@@ -538,7 +609,8 @@ def choose_backup(src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
 def _holders_message(path, holders):
     listed = ', '.join('pid %d (%s)' % (h['pid'], h['comm'] or '?') for h in holders)
     return ('%s is held open by %s; stop the service first (systemctl stop claude-code-production, or the unit '
-            'that runs claude-flow) and retry, or set force: true to replace it anyway' % (path, listed))
+            'that runs claude-flow) and retry, or set force: true to wait for its exclusive lock anyway (lock_timeout)'
+            % (path, listed))
 
 
 def _sidecar_state(path):
@@ -549,12 +621,14 @@ def _sidecar_state(path):
 class RestoreRun(object):
     """One restore, as steps, so an interrupted run can be reproduced step by step in tests.
 
-    Order: preserve() -> write_journal() -> stage() -> swap() -> verify() -> finish().
-    Nothing is removed before preserve() and write_journal() have completed and been fsynced.
+    Order: stage() -> lock() -> preserve() -> write_journal() -> move_sidecars() -> swap() -> drain() ->
+    unlock() -> verify() -> finish(). From lock() to unlock() SQLite's EXCLUSIVE lock on the old file is
+    held (db_swap), so no commit can land between the preserve point and the swap.
     """
 
     def __init__(self, path, backup, journal_mode='wal', preserve_dir=None,
-                 busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS):
+                 busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS, lock_timeout=db_swap.DEFAULT_LOCK_TIMEOUT,
+                 drain_timeout=db_swap.DEFAULT_DRAIN_TIMEOUT):
         self.path = os.path.realpath(path)
         self.directory = os.path.dirname(self.path)
         self.backup = backup
@@ -563,18 +637,19 @@ class RestoreRun(object):
         self.busy_timeout = busy_timeout
         self.journal_path = self.path + JOURNAL_SUFFIX
         self.expected_sha256 = sha256_as_restored(backup, journal_mode)
-        self.tmp = os.path.join(self.directory, '.%s.restore-%d-%s.tmp'
-                                % (os.path.basename(self.path), os.getpid(), os.urandom(4).hex()))
+        self.tmp = os.path.join(self.directory, safe_files.temp_name(self.path, 'restore'))
+        self.swapper = db_swap.Swap(self.path, self.tmp, self.preserve_dir,
+                                    label=os.path.basename(self.path) + '-pre-restore', lock_timeout=lock_timeout,
+                                    drain_timeout=drain_timeout)
         self.preserved = None
         self.removed = []
         self.integrity = None
 
+    def lock(self):
+        return self.swapper.lock()
+
     def preserve(self):
-        if safe_files.db_set(self.path):
-            safe_files.makedirs_synced(self.preserve_dir)
-            self.preserved = safe_files.preserve_db_set(self.path, self.preserve_dir,
-                                                        label=os.path.basename(self.path) + '-pre-restore')
-            safe_files.fsync_dir(self.preserve_dir)
+        self.preserved = self.swapper.preserve()
         return self.preserved
 
     def write_journal(self):
@@ -586,9 +661,9 @@ class RestoreRun(object):
     def stage(self):
         """Copy the backup next to the DB (header set to journal_mode), fsync, integrity_check it."""
         owner = safe_files.owner_and_mode(self.path)
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            with os.fdopen(fd, 'wb') as writer, open(self.backup, 'rb') as reader:
+            with os.fdopen(fd, 'wb') as writer, os.fdopen(safe_files.open_regular(self.backup), 'rb') as reader:
                 first = True
                 while True:
                     chunk = reader.read(1024 * 1024)
@@ -611,15 +686,25 @@ class RestoreRun(object):
                 raise BackupError('the staged copy of %s fails integrity_check (%s); nothing was replaced'
                                   % (self.backup, '; '.join(verdict)))
         except BaseException:
-            safe_files.remove_files([self.tmp])
-            safe_files.remove_files([self.journal_path])
+            safe_files.remove_files(temp_sidecars(self.tmp))
             raise
 
-    def swap(self):
+    def move_sidecars(self):
         # Sidecars of the old DB must never meet the new file: a -wal would be replayed into it.
-        self.removed = safe_files.remove_db_sidecars(self.path)
-        os.replace(self.tmp, self.path)
-        safe_files.fsync_dir(self.directory)
+        self.swapper.move_sidecars()
+        self.removed = list(self.swapper.removed)
+
+    def swap(self):
+        self.swapper.replace()
+
+    def drain(self):
+        return self.swapper.drain()
+
+    def unlock(self):
+        self.swapper.abort()
+
+    def late_commits(self):
+        return self.swapper.late()
 
     def verify(self):
         conn = connect_file(self.path, readonly=False, busy_timeout_ms=self.busy_timeout)
@@ -634,7 +719,8 @@ class RestoreRun(object):
         safe_files.fsync_dir(self.directory)
 
 
-def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS):
+def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS,
+                       lock_timeout=db_swap.DEFAULT_LOCK_TIMEOUT):
     """Complete or roll back a restore that a journal says was interrupted. None when there is none.
 
     The swap happened (DB sha256 = expected): any sidecars are the new DB's own, keep them,
@@ -682,16 +768,13 @@ def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BU
         return report
     if report['tmp']:
         safe_files.remove_files(temp_sidecars(report['tmp']))
-    for target in report.get('put_back', []):
-        item = by_name[os.path.basename(target)]
-        staging = target + '.putback'
-        safe_files.copy_file_synced(item['path'], staging)
-        if safe_files.sha256_file(staging) != item['sha256']:
-            safe_files.remove_files([staging])
-            raise BackupError('preserved copy %s no longer matches its recorded sha256; compare by hand'
-                              % item['path'], interrupted=report)
-        os.chmod(staging, 0o600)
-        os.replace(staging, target)
+    if report.get('put_back'):
+        # Under the DB's exclusive lock: no connection may open the DB between its sidecars coming back.
+        try:
+            with db_swap.ExclusiveLock(real, lock_timeout):
+                _put_back(report, by_name)
+        except db_swap.SwapError as exc:
+            raise BackupError(str(exc), interrupted=report, **exc.details)
     if report['action'] == 'completed':
         conn = connect_file(real, readonly=False, busy_timeout_ms=busy_timeout)
         try:
@@ -703,9 +786,54 @@ def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BU
     return report
 
 
+def check_ranges(**options):
+    """BackupError naming the first integer option outside its valid range. options: name=(value, low, high)."""
+    for name in sorted(options):
+        value, low, high = options[name]
+        problem = safe_files.check_range(name, value, low, high)
+        if problem:
+            raise BackupError(problem)
+
+
+def _resolved_paths(path, src, backup_dir, preserve_dir):
+    """Real DB path, src and preserve dir; each must be where it belongs (see safe_files.resolve_*)."""
+    try:
+        real = safe_files.resolve_db_path(path)
+        directory = os.path.dirname(real)
+        if preserve_dir:
+            preserve = os.path.realpath(preserve_dir)
+        else:
+            preserve = safe_files.resolve_inside(os.path.join(directory, 'preserved'), directory, 'preserve dir',
+                                                 'remove the link, or set preserve_dir to a directory of your own')
+        if os.path.lexists(preserve) and not os.path.isdir(preserve):
+            raise safe_files.UnsafePath('preserve_dir %s is not a directory; point it at a directory' % preserve)
+        if src:
+            src_real = os.path.realpath(src)
+            problem = safe_files.regular_file_problem(src_real) if os.path.lexists(src_real) else None
+            if problem:
+                raise safe_files.UnsafePath('src %s: %s; point src at a backup file' % (src, problem))
+            src = src_real
+    except safe_files.UnsafePath as exc:
+        raise BackupError(str(exc))
+    return real, src, preserve
+
+
+def _put_back(report, by_name):
+    for target in report['put_back']:
+        item = by_name[os.path.basename(target)]
+        staging = target + '.putback'
+        safe_files.copy_file_synced(item['path'], staging)
+        if safe_files.sha256_file(staging) != item['sha256']:
+            safe_files.remove_files([staging])
+            raise BackupError('preserved copy %s no longer matches its recorded sha256; compare by hand'
+                              % item['path'], interrupted=report)
+        os.chmod(staging, 0o600)
+        os.replace(staging, target)
+
+
 def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_profile=None, allow_unverified=False,
             force=False, preserve_dir=None, journal_mode='wal', busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS,
-            check_mode=False):
+            check_mode=False, lock_timeout=db_swap.DEFAULT_LOCK_TIMEOUT, drain_timeout=db_swap.DEFAULT_DRAIN_TIMEOUT):
     """Restore path from src or the newest verified backup under backup_dir (see module docs)."""
     if bool(src) == bool(backup_dir):
         raise BackupError('set exactly one of src (a backup file) or backup_dir (a folder to search)')
@@ -713,16 +841,17 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
         raise BackupError('journal_mode must be one of %s' % ', '.join(JOURNAL_MODES))
     if expect_profile is not None and expect_profile not in PROFILES:
         raise BackupError('expect_profile must be one of %s' % ', '.join(PROFILES))
-    real = os.path.realpath(path)
-    directory = os.path.dirname(real)
-    if os.path.isdir(real):
+    check_ranges(busy_timeout=(busy_timeout, 0, MAX_BUSY_TIMEOUT_MS), lock_timeout=(lock_timeout, 1, MAX_WAIT_S),
+                 drain_timeout=(drain_timeout, 1, MAX_WAIT_S))
+    if os.path.isdir(path):
         raise BackupError('path %s is a directory; point it at the memory.db file' % path)
-    if not os.path.isdir(directory):
+    if not os.path.isdir(os.path.dirname(os.path.realpath(path))):
         raise BackupError('directory %s does not exist; create the application directory (e.g. .swarm) first, '
-                          'or fix path' % directory)
+                          'or fix path' % os.path.dirname(os.path.realpath(path)))
+    real, src, preserve_dir = _resolved_paths(path, src, backup_dir, preserve_dir)
+    directory = os.path.dirname(real)
     if src and same_file_set(src, real):
         raise BackupError('src %s is the database itself; point src at a backup file' % src)
-    preserve_dir = preserve_dir or os.path.join(directory, 'preserved')
     result = {'changed': False, 'journal_mode': journal_mode}
 
     holders = safe_files.open_holders(real)
@@ -731,9 +860,14 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
     if os.path.exists(real + JOURNAL_SUFFIX):
         if holders and not force:
             raise BackupError(_holders_message(path, holders), holders=holders)
-        interrupted = finish_interrupted(real, check_mode=check_mode, busy_timeout=busy_timeout)
+        interrupted = finish_interrupted(real, check_mode=check_mode, busy_timeout=busy_timeout,
+                                         lock_timeout=lock_timeout)
         result['would_finish_interrupted' if check_mode else 'interrupted_restore'] = interrupted
         result['changed'] = True
+    if not check_mode:
+        swept = safe_files.sweep_temps(directory)
+        if swept:
+            result['swept_temps'] = swept
 
     chosen, skipped = choose_backup(src, backup_dir, pattern, expect_profile, allow_unverified, busy_timeout,
                                     exclude=real)
@@ -753,6 +887,7 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
         return result
     if holders and not force:
         raise BackupError(_holders_message(path, holders), holders=holders, skipped_backups=skipped)
+    _check_restore_space(real, chosen['path'], preserve_dir)
 
     if check_mode:
         result.update({
@@ -766,33 +901,64 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
         return result
 
     run = RestoreRun(real, chosen['path'], journal_mode=journal_mode, preserve_dir=preserve_dir,
-                     busy_timeout=busy_timeout)
+                     busy_timeout=busy_timeout, lock_timeout=lock_timeout, drain_timeout=drain_timeout)
+    run.stage()  # removes its temp file when it fails: nothing was touched yet
     try:
+        run.lock()
         run.preserve()
-    except OSError as exc:
-        raise BackupError('could not preserve the current DB set of %s into %s (%s); nothing was changed. Free space '
-                          'there or set preserve_dir to another filesystem' % (path, preserve_dir, exc))
-    run.write_journal()
-    run.stage()  # removes its temp file and the journal itself when it fails: nothing was touched yet
+    except (OSError, db_swap.SwapError, safe_files.UnsafePath) as exc:
+        run.unlock()
+        safe_files.remove_files(temp_sidecars(run.tmp))
+        raise BackupError('could not preserve the current DB set of %s into %s (%s); nothing was changed'
+                          % (path, preserve_dir, exc), **getattr(exc, 'details', {}))
     try:
+        run.write_journal()
+        run.move_sidecars()
         run.swap()
-        integrity = run.verify()
+        run.drain()
     except Exception as exc:
-        # Settle the state the journal describes now rather than leave it for the next run.
+        # Settle the state the journal describes now (under the lock still held) rather than leave it.
+        run.unlock()
         try:
-            settled = finish_interrupted(real, busy_timeout=busy_timeout)
+            settled = finish_interrupted(real, busy_timeout=busy_timeout, lock_timeout=lock_timeout)
         except memory_db.MemoryDbError as undo_exc:
             settled = {'action': 'none', 'error': str(undo_exc)}
         raise BackupError('restore of %s from %s failed (%s); the interrupted restore was %s, the previous set is '
-                          'preserved in %s' % (path, chosen['path'], exc, settled.get('action'),
+                          'preserved in %s' % (path, chosen['path'], exc, (settled or {}).get('action'),
                                                (run.preserved or {}).get('dir')),
                           interrupted_restore=settled, preserved=run.preserved)
+    run.unlock()
+    late = run.late_commits()
+    integrity = run.verify()
     run.finish()
+    drain = run.swapper.drained
+    if drain.get('still_open'):
+        raise BackupError('%s was restored from %s and the old set is preserved in %s, but %s still holds the replaced '
+                          'database open after drain_timeout=%ss; restart it before it writes again'
+                          % (path, chosen['path'], (run.preserved or {}).get('dir'),
+                             ', '.join('pid %d (%s)' % (h['pid'], h['comm'] or '?') for h in drain['still_open']),
+                             drain_timeout), preserved=run.preserved, late_commits=late, drain=drain)
     if integrity != 'ok':
         raise BackupError('%s was restored from %s but now fails integrity_check (%s); the previous set is preserved '
                           'in %s: check the disk (dmesg) before anything else'
                           % (path, chosen['path'], '; '.join(integrity), (run.preserved or {}).get('dir')),
                           preserved=run.preserved, restored_from=chosen['path'])
     result.update({'changed': True, 'restored_from': chosen['path'], 'preserved': run.preserved,
-                   'removed': run.removed, 'integrity': integrity, 'sha256': safe_files.sha256_file(real)})
+                   'removed': run.removed, 'integrity': integrity, 'sha256': safe_files.sha256_file(real),
+                   'late_commits': late, 'lock_waited_ms': run.swapper.lock_.waited_ms if run.swapper.lock_ else 0,
+                   'drain': drain})
     return result
+
+
+def _check_restore_space(real, backup, preserve_dir):
+    """The staged copy needs the backup's size beside the DB; the preserve step needs room only when it
+    has to copy (preserve_dir on another filesystem)."""
+    directory = os.path.dirname(real)
+    need = os.path.getsize(backup) + SPACE_MARGIN_BYTES
+    free = safe_files.free_bytes(directory)
+    if free < need:
+        raise BackupError('restoring needs %d bytes free in %s for the staged copy but %d are free; free space there '
+                          'first; nothing was changed' % (need, directory, free), needed_bytes=need, free_bytes=free)
+    problem = db_swap.preserve_space_problem(real, preserve_dir)
+    if problem:
+        raise BackupError(problem + '; nothing was changed')

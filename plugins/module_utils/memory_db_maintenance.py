@@ -17,7 +17,8 @@ import time
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
     Database, MemoryDbError, check_integrity, parse_window, quote_ident, to_native)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import Context, index_report
-from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import free_bytes
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import (
+    UnsafePath, check_range, free_bytes, resolve_db_path)
 
 RULE_KEYS = ('name', 'older_than', 'usage_below', 'type', 'confidence_below', 'confidence_above')
 
@@ -85,6 +86,25 @@ def _rule_where(rule, src, now):
     return ' AND '.join(clauses), params
 
 
+MAX_BATCH_SIZE = 1000000
+MAX_ROWS_LIMIT = 10 ** 12
+MAX_BUSY_TIMEOUT_MS = 3600 * 1000
+
+
+def _checked(path, **options):
+    """The DB's real path (inside its own directory, a regular file) after every option is range-checked;
+    options: name=(value, low, high). VACUUM and the deletes here rewrite the DB in place through SQLite's
+    own transactions (no file is swapped), so SQLite's locks keep every concurrent commit."""
+    for name in sorted(options):
+        problem = check_range(name, *options[name])
+        if problem:
+            raise MemoryDbError(problem)
+    try:
+        return resolve_db_path(path)
+    except UnsafePath as exc:
+        raise MemoryDbError(str(exc))
+
+
 def _require_healthy(path, busy_timeout_ms):
     check = check_integrity(path, mode='quick', busy_timeout_ms=busy_timeout_ms)
     if not check['ok']:
@@ -112,8 +132,8 @@ def _vacuum(db, check_mode):
 
 def prune(path, rules, max_rows, batch_size, vacuum=False, check_mode=False, busy_timeout_ms=5000, now=None):
     rules = normalise_rules(rules)
-    if batch_size < 1:
-        raise MemoryDbError('batch_size must be 1 or more, got %d' % batch_size)
+    path = _checked(path, batch_size=(batch_size, 1, MAX_BATCH_SIZE), max_rows=(max_rows, 0, MAX_ROWS_LIMIT),
+                    busy_timeout=(busy_timeout_ms, 0, MAX_BUSY_TIMEOUT_MS))
     _require_healthy(path, busy_timeout_ms)
     now = time.time() if now is None else now
     with Database(path, readonly=check_mode, busy_timeout_ms=busy_timeout_ms) as db:
@@ -163,6 +183,7 @@ def prune(path, rules, max_rows, batch_size, vacuum=False, check_mode=False, bus
 
 def optimize(path, create_indexes=True, wal=True, vacuum=False, analyze='auto', check_mode=False,
              busy_timeout_ms=5000):
+    path = _checked(path, busy_timeout=(busy_timeout_ms, 0, MAX_BUSY_TIMEOUT_MS))
     _require_healthy(path, busy_timeout_ms)
     with Database(path, readonly=check_mode, busy_timeout_ms=busy_timeout_ms) as db:
         ctx = Context(db, 3600, record_growth=False)

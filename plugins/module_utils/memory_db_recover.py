@@ -31,11 +31,13 @@ import subprocess
 import tempfile
 import time
 
+from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup as backups
 from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_files
 
 DEFAULT_TIMEOUT = 600
+MAX_TIMEOUT = 86400
 LOST_AND_FOUND_RE = re.compile(r'^lost_and_found(_\d+)?$')
 MIN_CLI_VERSION = (3, 29, 0)  # the first sqlite3 shell with .recover
 ROWID_MIN = -(2 ** 63)
@@ -304,9 +306,29 @@ def _counts_of(path):
 
 
 def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOUT, backup=None, preserve_dir=None,
-            busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS, check_mode=False):
+            busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS, check_mode=False, lock_timeout=db_swap.DEFAULT_LOCK_TIMEOUT,
+            drain_timeout=db_swap.DEFAULT_DRAIN_TIMEOUT):
     """Salvage path into dest (see module docs); returns the module result without timing."""
-    real = os.path.realpath(path)
+    backups.check_ranges(timeout=(timeout, 1, MAX_TIMEOUT), busy_timeout=(busy_timeout, 0, backups.MAX_BUSY_TIMEOUT_MS),
+                         lock_timeout=(lock_timeout, 1, backups.MAX_WAIT_S),
+                         drain_timeout=(drain_timeout, 1, backups.MAX_WAIT_S))
+    try:
+        real = safe_files.resolve_db_path(path)
+        dest_dir = os.path.realpath(os.path.dirname(os.path.abspath(dest)))
+        # dest may exist (force): it is a DB set of its own and must be where it is configured, too
+        dest = safe_files.resolve_db_path(dest) if os.path.lexists(dest) else os.path.join(
+            dest_dir, os.path.basename(dest))
+        if backup:
+            problem = safe_files.regular_file_problem(os.path.realpath(backup)) if os.path.lexists(backup) else None
+            if problem:
+                raise safe_files.UnsafePath('backup %s: %s; point backup at a backup file' % (backup, problem))
+        if preserve_dir is None:
+            preserve_dir = safe_files.resolve_inside(os.path.join(dest_dir, 'preserved'), dest_dir, 'preserve dir',
+                                                     'remove the link, or set preserve_dir to a directory of your own')
+        else:
+            preserve_dir = os.path.realpath(preserve_dir)
+    except safe_files.UnsafePath as exc:
+        raise RecoverError(str(exc))
     if not os.path.isfile(real):
         raise RecoverError('path %s does not exist or is not a file; point path at the damaged memory.db' % path)
     if os.path.getsize(real) == 0:
@@ -327,9 +349,6 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
                            'existing file is preserved first)' % dest)
     if backup and not os.path.isfile(backup):
         raise RecoverError('backup %s does not exist; point backup at a backup file (or leave it out)' % backup)
-    if timeout < 1:
-        raise RecoverError('timeout must be at least 1 second (got %d)' % timeout)
-    preserve_dir = preserve_dir or os.path.join(dest_dir, 'preserved')
 
     binary, fallback_reason = find_cli(sqlite3_binary)
     method = 'sqlite3_cli' if binary else 'python'
@@ -339,10 +358,11 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
                 'would_preserve': safe_files.db_set(dest) if os.path.lexists(dest) else [],
                 'source_sha256': source_sha256}
 
-    tmp = os.path.join(dest_dir, '.%s.recover-%d-%s.tmp'
-                       % (os.path.basename(dest), os.getpid(), os.urandom(4).hex()))
+    swept = safe_files.sweep_temps(dest_dir)
+    tmp = os.path.join(dest_dir, safe_files.temp_name(dest, 'recover'))
     warnings = []
     preserved = None
+    swap = None
     try:
         if binary:
             ok, reason, warnings = cli_recover(binary, real, tmp, timeout)
@@ -373,13 +393,16 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
                                'verified backup instead' % (path, '; '.join(integrity)))
         os.chmod(tmp, 0o600)
         safe_files.fsync_file(tmp)
-        if os.path.lexists(dest):
-            # force: keep what was at dest, and never leave its -wal beside the new file.
-            safe_files.makedirs_synced(preserve_dir)
-            preserved = safe_files.preserve_db_set(dest, preserve_dir, label=os.path.basename(dest) + '-replaced')
-            safe_files.remove_db_sidecars(dest)
-        os.replace(tmp, dest)
-        safe_files.fsync_dir(dest_dir)
+        # dest (force) is preserved and replaced under its exclusive lock, like a restore
+        problem = db_swap.preserve_space_problem(dest, preserve_dir) if os.path.lexists(dest) else None
+        if problem:
+            raise RecoverError(problem + '; nothing was changed')
+        swap = db_swap.Swap(dest, tmp, preserve_dir, label=os.path.basename(dest) + '-replaced',
+                            lock_timeout=lock_timeout, drain_timeout=drain_timeout).run()
+        preserved = swap['preserved']
+    except db_swap.SwapError as exc:
+        safe_files.remove_files(backups.temp_sidecars(tmp))
+        raise RecoverError(str(exc), **exc.details)
     except BaseException:
         safe_files.remove_files(backups.temp_sidecars(tmp))
         raise
@@ -391,7 +414,10 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
     result = {'changed': True, 'recovered_to': dest, 'method': method, 'fallback_reason': fallback_reason, 'tables': tables,
               'lost_and_found': sum(rows or 0 for rows in lost.values()), 'integrity': integrity,
               'schema_profile': profile, 'source_sha256': source_sha256, 'sha256': safe_files.sha256_file(dest),
-              'salvage_warnings': warnings, 'preserved': preserved}
+              'salvage_warnings': warnings, 'preserved': preserved,
+              'late_commits': swap['late_commits'] if swap else None}
+    if swept:
+        result['swept_temps'] = swept
     if backup:
         before = _counts_of(backup)
         result['backup_tables'] = before

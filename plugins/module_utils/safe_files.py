@@ -14,25 +14,189 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 
 DB_SUFFIXES = ('', '-wal', '-shm', '-journal')
+# Reads of small files (manifests, journals, state, /proc) never take more than this.
+SMALL_FILE_CAP = 4 * 1024 * 1024
+# Our temp files: .<target name>.<kind>-<pid>-<hex>.tmp (plus SQLite sidecars of a temp DB).
+TEMP_NAME_RE = re.compile(r'^\.(?P<base>.+)\.(?P<kind>[a-z]+)-(?P<pid>\d+)-[0-9a-f]+\.tmp(-journal|-wal|-shm)?$')
+# Temp files of older releases (mkstemp: no pid in the name): removed once older than the grace period.
+LEGACY_TEMP_RE = re.compile(r'^\..+\.[A-Za-z0-9_]{8}(\.manifest)?\.tmp(-journal|-wal|-shm)?$')
+TEMP_GRACE_SECONDS = 3600
 
 
-def sha256_file(path, bufsize=1024 * 1024):
+class UnsafePath(ValueError):
+    """A path that resolves somewhere it must not, or is not a regular file; the message says the fix."""
+
+
+_KINDS = ((stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'), (stat.S_ISDIR, 'a directory'),
+          (stat.S_ISLNK, 'a symbolic link'))
+
+
+def kind_problem(mode):
+    """None for a regular file mode, else what the file is instead."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return 'not a regular file'
+
+
+def regular_file_problem(path):
+    """None when path is a regular file (not followed if it is a link), else a sentence; never blocks."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return '%s cannot be examined (%s)' % (path, exc.strerror)
+    kind = kind_problem(mode)
+    return None if kind is None else '%s is %s, not a regular file' % (path, kind)
+
+
+def open_regular(path, flags=os.O_RDONLY, dir_fd=None):
+    """os.open that never follows a final symlink, never blocks on a FIFO or device and returns an fd
+    only for a regular file (checked with fstat on the opened fd, so a swap after a check is caught)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        kind = kind_problem(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise UnsafePath('%s is %s, not a regular file; refusing to use it' % (path, kind))
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_capped(path, limit=SMALL_FILE_CAP, dir_fd=None):
+    """The bytes of a small regular file; UnsafePath when it is larger than limit."""
+    fd = open_regular(path, dir_fd=dir_fd)
+    with os.fdopen(fd, 'rb') as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafePath('%s is larger than %d bytes; it is not a file this collection wrote' % (path, limit))
+    return data
+
+
+def sha256_file(path, bufsize=1024 * 1024, dir_fd=None):
     digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
+    with os.fdopen(open_regular(path, dir_fd=dir_fd), 'rb') as handle:
         while True:
             chunk = handle.read(bufsize)
             if not chunk:
                 break
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def is_inside(path, root):
+    """True when the real path of path is root's real path or below it."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def resolve_inside(path, root, what, fix):
+    """The real path of path, which must lie inside root (resolved too); else UnsafePath naming both."""
+    real = os.path.realpath(path)
+    if not is_inside(real, root):
+        raise UnsafePath('%s %s resolves to %s, outside %s (a symbolic link or ".." leads out of it); %s'
+                         % (what, path, real, os.path.realpath(root), fix))
+    return real
+
+
+def resolve_db_path(path):
+    """Real path of a DB that must live in its own directory as configured: a final symlink may only point
+    inside that directory, and an existing DB or sidecar must be a regular file (not a link, FIFO, device)."""
+    parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    real = resolve_inside(path, parent, 'the database path', 'point path at the real file, or remove the link')
+    for member in [real + suffix for suffix in DB_SUFFIXES]:
+        if os.path.lexists(member):
+            problem = regular_file_problem(member)
+            if problem:
+                raise UnsafePath('%s; move it aside (it is not part of an SQLite database) and retry' % problem)
+    return real
+
+
+def utf8_problem(path):
+    """None when path can be reported as UTF-8 text, else why not (a name made of undecodable bytes)."""
+    try:
+        path.encode('utf-8')
+    except UnicodeEncodeError:
+        return 'its name is not valid UTF-8 (%s)' % path.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
+    return None
+
+
+def printable(path):
+    """path as text that can always go into a JSON result (undecodable bytes shown as U+FFFD)."""
+    return path.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
+
+
+def temp_name(target, kind):
+    """A hidden temp file name beside target that the next run recognises (and sweeps once pid is gone)."""
+    return '.%s.%s-%d-%s.tmp' % (os.path.basename(target), kind, os.getpid(), os.urandom(4).hex())
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temps(directory, keep=(), grace=TEMP_GRACE_SECONDS, now=None):
+    """Remove our temp files in directory left by a killed run: the pid in the name is gone, or (names
+    without a pid) it is older than grace. keep lists paths still needed (e.g. named by a journal).
+    Returns the paths removed."""
+    removed = []
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    keep = set(os.path.realpath(item) for item in keep)
+    for name in names:
+        match = TEMP_NAME_RE.match(name)
+        member = os.path.join(directory, name)
+        if os.path.realpath(member) in keep or os.path.realpath(re.sub(r'-(journal|wal|shm)$', '', member)) in keep:
+            continue
+        try:
+            info = os.lstat(member)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        if match:
+            stale = not pid_alive(int(match.group('pid')))
+        else:
+            stale = bool(LEGACY_TEMP_RE.match(name)) and now - info.st_mtime > grace
+        if stale:
+            removed.extend(remove_files([member]))
+    if removed:
+        fsync_dir(directory)
+    return removed
+
+
+def check_range(name, value, low, high=None):
+    """A sentence when an integer option is outside [low, high], else None."""
+    if value is None:
+        return None
+    if value < low or (high is not None and value > high):
+        valid = '%d or more' % low if high is None else 'between %d and %d' % (low, high)
+        return '%s must be %s (got %s)' % (name, valid, value)
+    return None
 
 
 def fsync_dir(path):
@@ -75,10 +239,14 @@ def atomic_write_json(path, obj, mode=0o600):
 
 def read_json(path, default=None):
     """Read a JSON state file; a missing file gives default, a broken one raises ValueError."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return default
-    with open(path, 'rb') as handle:
-        raw = handle.read()
+    try:
+        raw = read_capped(path)
+    except OSError as exc:
+        raise ValueError('%s cannot be read (%s); move it aside to start a new one' % (path, exc))
+    except UnsafePath as exc:
+        raise ValueError('%s; move it aside to start a new one' % exc)
     try:
         return json.loads(raw.decode('utf-8'))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -93,7 +261,7 @@ def db_set(path):
 def copy_file_synced(src, dest):
     """Byte copy of a file that no SQLite connection is writing (a preserved set, a side file)."""
     tmp = dest + '.partial'
-    with open(src, 'rb') as reader, open(tmp, 'wb') as writer:
+    with os.fdopen(open_regular(src), 'rb') as reader, open(tmp, 'wb') as writer:
         shutil.copyfileobj(reader, writer, 1024 * 1024)
         writer.flush()
         os.fsync(writer.fileno())
@@ -145,45 +313,77 @@ def remove_db_sidecars(path):
     return removed
 
 
-def open_holders(path):
-    """Processes that hold path (or its -wal/-shm) open, from /proc/*/fd: [{pid, comm, fd_path}]."""
-    targets = set()
-    for member in [path + suffix for suffix in DB_SUFFIXES]:
-        try:
-            targets.add(os.path.realpath(member))
-        except OSError:
-            continue
-    holders = []
-    own = os.getpid()
+def _each_open_fd(exclude_pids=()):
+    """(pid, /proc/<pid>/fd/<n>) of every fd of every other process; processes that vanish are skipped."""
+    skip = set(exclude_pids) | {os.getpid()}
     try:
-        pids = [entry for entry in os.listdir('/proc') if entry.isdigit()]
+        pids = [int(entry) for entry in os.listdir('/proc') if entry.isdigit()]
     except OSError:
-        return holders
+        return
     for pid in pids:
-        if int(pid) == own:
+        if pid in skip:
             continue
-        fd_dir = os.path.join('/proc', pid, 'fd')
+        fd_dir = os.path.join('/proc', str(pid), 'fd')
         try:
             fds = os.listdir(fd_dir)
         except OSError:
             continue
         for fd in fds:
-            try:
-                link = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if link in targets:
-                holders.append({'pid': int(pid), 'comm': _comm(pid), 'fd_path': link})
-                break
+            yield pid, os.path.join(fd_dir, fd)
+
+
+def open_holders(path):
+    """Processes that hold path (or its -wal/-shm) open, from /proc/*/fd: [{pid, comm, fd_path}]."""
+    targets = set(os.path.realpath(path + suffix) for suffix in DB_SUFFIXES)
+    holders, found = [], set()
+    for pid, fd_path in _each_open_fd():
+        if pid in found:
+            continue
+        try:
+            link = os.readlink(fd_path)
+        except OSError:
+            continue
+        if link in targets:
+            found.add(pid)
+            holders.append({'pid': pid, 'comm': _comm(pid), 'fd_path': link})
     return holders
 
 
 def _comm(pid):
     try:
-        with open(os.path.join('/proc', pid, 'comm')) as handle:
-            return handle.read().strip()
+        with open(os.path.join('/proc', str(pid), 'comm'), 'rb') as handle:
+            return handle.read(64).decode('utf-8', 'replace').strip()
     except OSError:
         return ''
+
+
+def file_identity(path):
+    """(st_dev, st_ino) of path, not following a final symlink; None when it does not exist."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def inode_holders(identities, exclude_pids=()):
+    """Processes with an fd on any of the given (st_dev, st_ino) files, wherever they now live (a file
+    renamed or unlinked still counts): [{pid, comm}]."""
+    identities = set(item for item in identities if item)
+    holders, found = [], set()
+    if not identities:
+        return holders
+    for pid, fd_path in _each_open_fd(exclude_pids):
+        if pid in found:
+            continue
+        try:
+            info = os.stat(fd_path)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) in identities:
+            found.add(pid)
+            holders.append({'pid': pid, 'comm': _comm(pid)})
+    return holders
 
 
 def nearest_existing(path):

@@ -35,7 +35,7 @@ options:
     type: bool
     default: false
   max_errors:
-    description: Stop after this many errors (the pragma's argument).
+    description: Stop after this many errors (the pragma's argument). 1 to 1000000.
     type: int
     default: 100
 attributes:
@@ -112,11 +112,13 @@ execution_time_ms:
   type: int
 '''
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
     check_integrity, common_argument_spec, elapsed_ms)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import check_range, regular_file_problem
 
 
 def main():
@@ -127,9 +129,19 @@ def main():
         max_errors=dict(type='int', default=100),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if module.params['max_errors'] < 1:
-        module.fail_json(msg='max_errors must be 1 or more, got %d' % module.params['max_errors'])
+    for name, low, high in (('max_errors', 1, 1000000), ('busy_timeout', 0, 3600 * 1000)):
+        problem = check_range(name, module.params[name], low, high)
+        if problem:
+            module.fail_json(msg=problem)
     started = time.monotonic()
+    # A FIFO or device would block or never end a read: say what it is instead of opening it.
+    special = regular_file_problem(os.path.realpath(module.params['path'])) if os.path.lexists(
+        module.params['path']) else None
+    if special:
+        module.exit_json(changed=False, ok=False, errors=['%s; point path at the memory.db file' % special],
+                         mode=module.params['mode'], journal_mode=None, wal_present=False, size_bytes=None,
+                         page_count=None, schema_profile=None, foreign_key_errors=[], queries=[],
+                         execution_time_ms=elapsed_ms(started))
     result = check_integrity(module.params['path'], mode=module.params['mode'],
                              foreign_keys=module.params['foreign_key_check'],
                              max_errors=module.params['max_errors'],

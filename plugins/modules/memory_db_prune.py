@@ -36,11 +36,11 @@ options:
     elements: raw
     default: [stale_patterns]
   max_rows:
-    description: Fail before deleting anything when the rules match more rows than this.
+    description: Fail before deleting anything when the rules match more rows than this. 0 or more.
     type: int
     default: 100000
   batch_size:
-    description: Rows deleted per transaction.
+    description: Rows deleted per transaction. 1 to 1000000.
     type: int
     default: 5000
   vacuum:

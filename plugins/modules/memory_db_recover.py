@@ -37,9 +37,21 @@ options:
     required: true
   force:
     description:
-      - Replace an existing O(dest). Its set (C(db)/C(-wal)/C(-shm)) is first preserved in O(preserve_dir).
+      - Replace an existing O(dest). Its set (C(db)/C(-wal)/C(-shm)) is first preserved in O(preserve_dir), under
+        SQLite's exclusive lock on O(dest) held until the new file is in place (as M(claude_flow.runbook.memory_db_restore)
+        does), moved there on the same filesystem, copied (after a free-space check) otherwise.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for the exclusive lock on an existing O(dest) (O(force=true)). 1 to 3600.
+    type: int
+    default: 30
+  drain_timeout:
+    description:
+      - Seconds to wait after the swap until no process holds the replaced O(dest) open. 1 to 3600.
+    type: int
+    default: 30
   preserve_dir:
     description:
       - Where an existing O(dest) is preserved when O(force=true). Defaults to C(<directory of dest>/preserved).
@@ -51,7 +63,7 @@ options:
     type: str
   timeout:
     description:
-      - Seconds the C(.recover) pipeline may run before it is killed and the module fails.
+      - Seconds the C(.recover) pipeline may run before it is killed and the module fails. 1 to 86400.
     type: int
     default: 600
   backup:
@@ -137,6 +149,15 @@ preserved:
   description: Where an existing O(dest) was preserved (O(force=true)); null otherwise.
   returned: changed
   type: dict
+late_commits:
+  description: Commits that reached the preserved O(dest) set after its preserve point (C(count), C(preserved_in)).
+  returned: changed
+  type: dict
+swept_temps:
+  description: Temp files of killed earlier runs that were removed beside O(dest).
+  returned: when any
+  type: list
+  elements: str
 would_write:
   description: The file that would be written.
   returned: check mode
@@ -175,6 +196,8 @@ def main():
         sqlite3_binary=dict(type='str'),
         timeout=dict(type='int', default=memory_db_recover.DEFAULT_TIMEOUT),
         backup=dict(type='path'),
+        lock_timeout=dict(type='int', default=30),
+        drain_timeout=dict(type='int', default=30),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -182,7 +205,8 @@ def main():
         result = memory_db_recover.recover(
             params['path'], params['dest'], force=params['force'], sqlite3_binary=params['sqlite3_binary'],
             timeout=params['timeout'], backup=params['backup'], preserve_dir=params['preserve_dir'],
-            busy_timeout=params['busy_timeout'], check_mode=module.check_mode)
+            busy_timeout=params['busy_timeout'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
+            drain_timeout=params['drain_timeout'])
     except memory_db.MemoryDbError as exc:
         module.fail_json(msg=str(exc), execution_time_ms=memory_db.elapsed_ms(started),
                          **getattr(exc, 'details', {}))

@@ -18,11 +18,22 @@ description:
     skipped and listed in RV(skipped_backups) with the reason for each.
   - Refuses while any process holds the database (or its C(-wal)/C(-shm)) open, naming the processes, unless
     O(force=true). Stop the service first.
-  - Before anything is replaced, the current C(db)/C(-wal)/C(-shm) set is copied into O(preserve_dir) with the
-    sha256 of each file, and fsynced.
-  - The backup is copied to a temp file beside the database, fsynced and checked with C(integrity_check); the old
-    C(-wal)/C(-shm) are removed (a stale C(-wal) would be replayed into the new file) and the temp file is renamed
-    over O(path) in one atomic step; the restored database is checked with C(integrity_check) again.
+  - The backup is copied to a temp file beside the database, fsynced and checked with C(integrity_check).
+  - Then SQLite's own EXCLUSIVE lock is taken on the database (waiting up to O(lock_timeout) for open connections
+    to finish) and held until the new file is in place, so no commit can land between the preserve point and the
+    swap, also from writers that open, commit and close per write (claude-flow hooks and CLI calls).
+  - Under the lock the current C(db)/C(-wal)/C(-shm) set is preserved in a new folder under O(preserve_dir) with the
+    sha256 of each file in a C(MANIFEST.json), moved there (the DB hard-linked, its sidecars renamed) when
+    O(preserve_dir) is on the same filesystem, copied otherwise (after a free-space check). The temp file is then
+    renamed over O(path) in one atomic step (the path never goes missing), and the module waits up to
+    O(drain_timeout) until no process holds the replaced file open (writers that opened it wait on the lock and give
+    up with C(SQLITE_BUSY); they never committed). RV(late_commits) counts commits that still reached the preserved
+    set (0 unless the drain timed out, which fails the module).
+  - O(path) must resolve inside its own directory (a final symbolic link pointing elsewhere is refused), and the
+    database and its sidecars must be regular files (a FIFO, device or socket is refused without opening it).
+    The default O(preserve_dir) must resolve inside the database's directory. Candidates under O(backup_dir) must
+    resolve inside it; names that are not valid UTF-8 are skipped with a reason.
+  - The restored database is checked with C(integrity_check) again. Temp files of a killed earlier run are removed.
   - Idempotent. When the database already holds the chosen backup's content, nothing is done and C(changed) is false.
   - Kill-safe. At every instant O(path) holds the complete old file or the complete new one. A journal
     C(<path>.restore-journal.json) is written after the preserve step and before the sidecars are removed, and
@@ -64,8 +75,8 @@ options:
     default: false
   force:
     description:
-      - Restore even while processes hold the database open. Those processes keep the old file open and their
-        later writes are lost; use only when the service cannot be stopped.
+      - Do not refuse when processes hold the database open. The exclusive lock is still required, so a process
+        that keeps a connection open makes the restore fail after O(lock_timeout) with nothing changed.
     type: bool
     default: false
   preserve_dir:
@@ -73,6 +84,18 @@ options:
       - Where the current C(db)/C(-wal)/C(-shm) set is copied before it is replaced; one new folder per run.
       - Defaults to C(<directory of path>/preserved). Not used when there is no current database.
     type: path
+  lock_timeout:
+    description:
+      - Seconds to wait for SQLite's exclusive lock on the database (open connections must finish) before failing
+        with nothing changed. 1 to 3600.
+    type: int
+    default: 30
+  drain_timeout:
+    description:
+      - Seconds to wait, after the swap and with the lock still held, until no process holds the replaced file open.
+        Set it above the busy timeout of the application's writers (claude-flow uses 5 s). 1 to 3600.
+    type: int
+    default: 30
   journal_mode:
     description:
       - Journal mode the restored file starts in. Backups are single files in C(delete) mode; C(wal) (the default)
@@ -137,6 +160,29 @@ preserved:
       description: One entry per preserved file with C(name), C(source), C(path), C(sha256) and C(size).
       type: list
       elements: dict
+    method:
+      description: C(move) (same filesystem) or C(copy).
+      type: str
+late_commits:
+  description:
+    - Commits that reached the preserved set after the preserve point, C(count) and C(preserved_in) (the folder
+      that holds them, null when none), and C(changed_files).
+  returned: changed
+  type: dict
+  sample: {count: 0, preserved_in: null, changed_files: []}
+lock_waited_ms:
+  description: How long the module waited for the exclusive lock.
+  returned: changed
+  type: int
+drain:
+  description: C(waited_ms) and C(holders_waited_out) (processes that had the replaced file open after the swap).
+  returned: changed
+  type: dict
+swept_temps:
+  description: Temp files of killed earlier runs that were removed.
+  returned: when any
+  type: list
+  elements: str
 removed:
   description: Sidecar files (C(-wal), C(-shm), C(-journal)) of the old database that were removed.
   returned: changed
@@ -201,8 +247,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup
+from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_files
 
 
 def main():
@@ -217,6 +265,8 @@ def main():
         force=dict(type='bool', default=False),
         preserve_dir=dict(type='path'),
         journal_mode=dict(type='str', default='wal', choices=list(memory_db_backup.JOURNAL_MODES)),
+        lock_timeout=dict(type='int', default=db_swap.DEFAULT_LOCK_TIMEOUT),
+        drain_timeout=dict(type='int', default=db_swap.DEFAULT_DRAIN_TIMEOUT),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('src', 'backup_dir')], required_one_of=[('src', 'backup_dir')])
@@ -226,11 +276,12 @@ def main():
             params['path'], src=params['src'], backup_dir=params['backup_dir'], pattern=params['pattern'],
             expect_profile=params['expect_profile'], allow_unverified=params['allow_unverified'],
             force=params['force'], preserve_dir=params['preserve_dir'], journal_mode=params['journal_mode'],
-            busy_timeout=params['busy_timeout'], check_mode=module.check_mode)
-    except memory_db.MemoryDbError as exc:
+            busy_timeout=params['busy_timeout'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
+            drain_timeout=params['drain_timeout'])
+    except (memory_db.MemoryDbError, db_swap.SwapError) as exc:
         module.fail_json(msg=str(exc), execution_time_ms=memory_db.elapsed_ms(started),
                          **getattr(exc, 'details', {}))
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, safe_files.UnsafePath) as exc:
         module.fail_json(msg='restore of %s failed: %s; if a %s file is left, the next run settles it'
                          % (params['path'], exc, memory_db_backup.JOURNAL_SUFFIX),
                          execution_time_ms=memory_db.elapsed_ms(started))

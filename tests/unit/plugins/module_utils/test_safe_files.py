@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -164,3 +165,111 @@ def test_makedirs_synced_and_owner_and_mode(tmp_path):
     safe_files.apply_owner_and_mode(str(fresh), (os.getuid(), os.getgid(), 0o600))
     assert oct(os.stat(str(fresh)).st_mode & 0o777) == '0o600'
     assert safe_files.remove_files([str(fresh), str(tmp_path / 'absent')]) == [str(fresh)]
+
+
+# ---------------------------------------------------------------------------------------------
+# resolved paths, special files, capped reads, temp sweeping
+
+def test_open_regular_refuses_fifo_device_and_symlink_without_blocking(tmp_path):
+    fifo = str(tmp_path / 'pipe')
+    os.mkfifo(fifo)
+    link = str(tmp_path / 'link')
+    real = tmp_path / 'real'
+    real.write_bytes(b'x')
+    os.symlink(str(real), link)
+    with pytest.raises(safe_files.UnsafePath) as caught:
+        safe_files.open_regular(fifo)  # O_NONBLOCK: returns at once instead of waiting for a writer
+    assert 'FIFO' in str(caught.value)
+    with pytest.raises(OSError) as followed:
+        safe_files.open_regular(link)  # O_NOFOLLOW: a link planted after a check is not followed
+    assert followed.value.errno == errno.ELOOP
+    assert 'FIFO' in safe_files.regular_file_problem(fifo)
+    assert 'symbolic link' in safe_files.regular_file_problem(link)
+    with pytest.raises(safe_files.UnsafePath):
+        safe_files.sha256_file(fifo)
+    if os.geteuid() == 0:
+        dev = str(tmp_path / 'zero')
+        os.mknod(dev, 0o20600, os.makedev(1, 5))
+        with pytest.raises(safe_files.UnsafePath) as device:
+            safe_files.read_capped(dev)
+        assert 'character device' in str(device.value)
+
+
+def test_read_capped_and_read_json_refuse_oversized_files(tmp_path):
+    big = tmp_path / 'big.json'
+    big.write_bytes(b' ' * 2048 + b'{}')
+    with pytest.raises(safe_files.UnsafePath):
+        safe_files.read_capped(str(big), limit=1024)
+    assert safe_files.read_capped(str(big), limit=4096).strip() == b'{}'
+
+
+def test_resolve_db_path_refuses_links_out_of_the_directory_and_special_sidecars(tmp_path):
+    app = tmp_path / 'app'
+    app.mkdir()
+    outside = tmp_path / 'outside.db'
+    outside.write_bytes(b'')
+    os.symlink(str(outside), str(app / 'memory.db'))
+    with pytest.raises(safe_files.UnsafePath) as caught:
+        safe_files.resolve_db_path(str(app / 'memory.db'))
+    assert 'outside' in str(caught.value)
+    os.unlink(str(app / 'memory.db'))
+    (app / 'real.db').write_bytes(b'')
+    os.symlink('real.db', str(app / 'memory.db'))  # a link inside the same directory is fine
+    assert safe_files.resolve_db_path(str(app / 'memory.db')) == os.path.realpath(str(app / 'real.db'))
+    os.mkfifo(str(app / 'real.db-wal'))
+    with pytest.raises(safe_files.UnsafePath) as sidecar:
+        safe_files.resolve_db_path(str(app / 'memory.db'))
+    assert 'FIFO' in str(sidecar.value)
+    with pytest.raises(safe_files.UnsafePath):
+        safe_files.resolve_inside(str(app / '..' / 'outside.db'), str(app), 'x', 'fix')
+
+
+def test_sweep_temps_removes_only_dead_runs_and_old_legacy_names(tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    mine = safe_files.temp_name(str(tmp_path / 'memory.db'), 'restore')
+    names = {
+        '.memory.db.backup.backup-%d-0a0b0c0d.tmp' % dead.pid: True,          # its pid is gone
+        '.memory.db.backup.backup-%d-0a0b0c0d.tmp-journal' % dead.pid: True,  # and the temp DB's sidecar
+        mine: False,                                                           # a live run's (this process)
+        '.memory.db.backup.abcd_123.tmp': False,                               # legacy name, young
+        '.memory.db.backup.abcd_124.tmp': True,                                # legacy name, old
+        'memory.db': False,
+        '.hidden-operator-file': False,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b'x')
+    old = time.time() - safe_files.TEMP_GRACE_SECONDS - 60
+    os.utime(str(tmp_path / '.memory.db.backup.abcd_124.tmp'), (old, old))
+    removed = safe_files.sweep_temps(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in removed) == sorted(n for n, gone in names.items() if gone)
+    assert sorted(os.listdir(str(tmp_path))) == sorted(n for n, gone in names.items() if not gone)
+
+
+def test_non_utf8_names_are_reported_printably(tmp_path):
+    name = os.fsdecode(b'rel-\xff')
+    assert 'not valid UTF-8' in safe_files.utf8_problem(name)
+    assert safe_files.utf8_problem('plain') is None
+    json.dumps(safe_files.printable(name))  # never raises
+
+
+def test_check_range_names_the_valid_range():
+    assert safe_files.check_range('keep', -1, 1, 10) == 'keep must be between 1 and 10 (got -1)'
+    assert safe_files.check_range('max_rows', -1, 0) == 'max_rows must be 0 or more (got -1)'
+    assert safe_files.check_range('keep', 5, 1, 10) is None and safe_files.check_range('keep', None, 1) is None
+
+
+def test_inode_holders_finds_a_process_on_a_renamed_file(tmp_path):
+    target = tmp_path / 'f'
+    target.write_bytes(b'x')
+    proc = subprocess.Popen([sys.executable, '-c', 'import sys, time; h = open(sys.argv[1]); print("ready", '
+                             'flush=True); time.sleep(60)', str(target)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        identity = safe_files.file_identity(str(target))
+        os.rename(str(target), str(tmp_path / 'moved'))
+        assert [h['pid'] for h in safe_files.inode_holders([identity])] == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert safe_files.inode_holders([identity]) == []

@@ -86,3 +86,16 @@ def test_vacuum_runs_and_reports_sizes(module, tmp_path):
     path = make_db(tmp_path, stale_fraction=0.5)
     r = module('memory_db_prune', {'path': path, 'vacuum': True})
     assert r['vacuum']['ran'] is True and r['vacuum']['size_after'] <= r['vacuum']['size_before']
+
+
+@pytest.mark.parametrize('args, words', [
+    ({'max_rows': -1}, 'max_rows must be between 0 and'),
+    ({'batch_size': 0}, 'batch_size must be between 1 and 1000000 (got 0)'),
+    ({'busy_timeout': -5}, 'busy_timeout must be between 0 and'),
+])
+def test_out_of_range_numbers_are_refused_with_the_range(module, tmp_path, args, words):
+    db = make_db(tmp_path, rows=200)
+    before = sha256(db)
+    r = module('memory_db_prune', dict(args, path=db))
+    assert r['failed'] and words in r['msg'], r
+    assert sha256(db) == before

@@ -165,8 +165,14 @@ def test_refuses_while_a_process_holds_the_db_and_force_overrides(module, tmp_pa
     assert r['failed'] and 'pid %d (python' % proc.pid in r['msg'] and 'stop the service first' in r['msg'], r
     assert 'force: true' in r['msg'] and [h['pid'] for h in r['holders']] == [proc.pid]
     assert tree_digest(str(tmp_path)) == before
-    forced = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'force': True})
-    assert forced['changed'] is True and [h['pid'] for h in forced['holders']] == [proc.pid], forced
+    # force skips the refusal, not the lock: a connection that stays open keeps it, nothing is changed
+    forced = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'force': True, 'lock_timeout': 1})
+    assert forced['failed'] and 'exclusive lock' in forced['msg'] and 'pid %d' % proc.pid in forced['msg'], forced
+    assert tree_digest(str(tmp_path)) == before
+    proc.kill()
+    proc.wait()
+    done = module('memory_db_restore', {'path': db, 'backup_dir': str(root), 'force': True})
+    assert done['changed'] is True and done['late_commits']['count'] == 0, done
     assert marker(db) == 1
 
 
@@ -221,13 +227,14 @@ def _prepare_interrupted(module, tmp_path, steps):
     run = memory_db_backup.RestoreRun(db, backup['backup_path'], preserve_dir=str(tmp_path / 'preserved'))
     for step in steps:
         getattr(run, step)()
+    run.unlock()  # the killed process's locks die with it
     return db, backup, before, run
 
 
 def test_interrupted_before_the_swap_is_rolled_back_then_redone(module, tmp_path):
     # Killed after the old -wal/-shm were removed but before the new file went in.
-    db, backup, before, run = _prepare_interrupted(module, tmp_path, ['preserve', 'write_journal', 'stage'])
-    safe_files.remove_db_sidecars(db)
+    db, backup, before, run = _prepare_interrupted(module, tmp_path, ['stage', 'lock', 'preserve', 'write_journal',
+                                                                      'move_sidecars'])
     assert os.path.exists(run.tmp) and os.path.exists(run.journal_path)
 
     planned = module('memory_db_restore', {'path': db, 'src': backup['backup_path']}, check_mode=True)
@@ -246,7 +253,7 @@ def test_interrupted_before_the_swap_is_rolled_back_then_redone(module, tmp_path
 
 
 def test_interrupted_after_the_swap_is_completed(module, tmp_path):
-    steps = ['preserve', 'write_journal', 'stage', 'swap']
+    steps = ['stage', 'lock', 'preserve', 'write_journal', 'move_sidecars', 'swap']
     db, backup, _before, run = _prepare_interrupted(module, tmp_path, steps)
     assert os.path.exists(run.journal_path)
     r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
@@ -340,3 +347,42 @@ def test_restore_into_an_empty_place_needs_no_preserve(module, tmp_path):
     r = module('memory_db_restore', {'path': str(target), 'src': backup['backup_path'], 'journal_mode': 'keep'})
     assert r['changed'] is True and r['preserved'] is None and sha256(str(target)) == sha256(backup['backup_path'])
     assert not (tmp_path / 'fresh' / 'preserved').exists()
+
+
+def test_the_old_set_is_moved_not_copied_and_late_commits_are_reported(module, tmp_path):
+    db = make_db(tmp_path, rows=500)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    set_marker(db, 2)
+    crash_after_write(db, 3)
+    inode = os.stat(db).st_ino
+    before = set_digests(db)
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path'],
+                                     'preserve_dir': str(tmp_path / 'preserved')})
+    assert r['changed'] is True and r['preserved']['method'] == 'move', r
+    assert r['late_commits'] == {'count': 0, 'preserved_in': None, 'changed_files': []}
+    assert dict((f['name'], f['sha256']) for f in r['preserved']['files']) == before
+    moved = os.path.join(r['preserved']['dir'], 'memory.db')
+    assert os.stat(moved).st_ino == inode and marker(moved) == 3 and marker(db) == 1
+    assert 'waited_ms' in r['drain'] and r['lock_waited_ms'] >= 0
+
+
+def test_paths_that_lead_elsewhere_or_are_special_files_are_refused(module, tmp_path):
+    db = make_db(tmp_path, rows=300)
+    backup = take(module, db, tmp_path / 'backups', 'r1', 1)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    link_dir = tmp_path / 'app2'
+    link_dir.mkdir()
+    os.symlink(db, str(link_dir / 'memory.db'))
+    r = module('memory_db_restore', {'path': str(link_dir / 'memory.db'), 'src': backup['backup_path']})
+    assert r['failed'] and 'outside' in r['msg'], r
+    os.symlink(str(elsewhere), os.path.join(os.path.dirname(db), 'preserved'))
+    r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
+    assert r['failed'] and 'preserve dir' in r['msg'] and os.listdir(str(elsewhere)) == [], r
+    os.unlink(os.path.join(os.path.dirname(db), 'preserved'))
+    os.mkfifo(str(tmp_path / 'fifo'))
+    r = module('memory_db_restore', {'path': db, 'src': str(tmp_path / 'fifo')}, timeout=30)
+    assert r['failed'] and 'FIFO' in r['msg'], r
+    for option in ('lock_timeout', 'drain_timeout'):
+        r = module('memory_db_restore', {'path': db, 'src': backup['backup_path'], option: 0})
+        assert r['failed'] and '%s must be between 1 and 3600 (got 0)' % option in r['msg'], r
