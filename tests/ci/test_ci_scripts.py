@@ -13,8 +13,10 @@ import stat
 import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPTS = ['tests/ci/lint.sh', 'tests/ci/sanity.sh', 'tests/ci/versions.sh', 'tests/ci/environments.sh',
-           'tests/ci/molecule.sh', 'tests/newcomer/run.sh', 'bench/run.sh']
+RUN_ALL = open(os.path.join(REPO, 'tests', 'run-all.sh')).read()
+# The phases as run-all.sh declares them, so a phase added there is covered here too.
+SCRIPTS = re.findall(r'^script_phase \S+ (\S+)', RUN_ALL, re.M)
+DIRS = re.findall(r'^dir_phase \S+ (\S+)', RUN_ALL, re.M)
 
 
 def _fake_repo(tmp_path):
@@ -27,7 +29,7 @@ def _fake_repo(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text('#!/bin/bash\necho "ran %s"\n' % rel)
         path.chmod(0o755)
-    for rel in ('tests/unit', 'tests/lab_tests', 'tests/faults', 'tests/eda', 'tests/ci'):
+    for rel in ['tests/unit'] + DIRS:
         (root / rel).mkdir(parents=True, exist_ok=True)
     python = root / '.venv' / 'bin' / 'python'
     python.parent.mkdir(parents=True)
@@ -42,11 +44,15 @@ def _run_all(root):
 
 
 def test_every_phase_runs_when_all_are_in_place(tmp_path):
+    assert {'tests/ci/lint.sh', 'tests/newcomer/run.sh', 'bench/run.sh'} <= set(SCRIPTS)
+    assert {'tests/lab_tests', 'tests/faults', 'tests/eda', 'tests/monitoring', 'tests/real_cli'} <= set(DIRS)
     root = _fake_repo(tmp_path)
     run = _run_all(root)
     assert run.returncode == 0, run.stdout + run.stderr
     for rel in SCRIPTS:
         assert 'ran %s' % rel in run.stdout, rel
+    for rel in DIRS:
+        assert 'pytest -m pytest -p no:cacheprovider -q %s' % rel in run.stdout, rel
 
 
 def test_a_phase_script_without_exec_bit_fails_the_run(tmp_path):
