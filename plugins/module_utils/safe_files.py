@@ -24,6 +24,8 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_read
+
 DB_SUFFIXES = ('', '-wal', '-shm', '-journal')
 # Reads of small files (manifests, journals, state, /proc) never take more than this.
 SMALL_FILE_CAP = 4 * 1024 * 1024
@@ -190,12 +192,11 @@ def sweep_temps(directory, keep=(), grace=TEMP_GRACE_SECONDS, now=None):
 
 
 def check_range(name, value, low, high=None):
-    """A sentence when an integer option is outside [low, high], else None."""
-    if value is None:
-        return None
-    if value < low or (high is not None and value > high):
-        valid = '%d or more' % low if high is None else 'between %d and %d' % (low, high)
-        return '%s must be %s (got %s)' % (name, valid, value)
+    """A sentence when a numeric option is outside [low, high] (or not a finite number), else None."""
+    try:
+        safe_read.check_range(name, value, low, high)
+    except safe_read.RangeError as exc:
+        return str(exc)
     return None
 
 

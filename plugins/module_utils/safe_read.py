@@ -135,8 +135,9 @@ class RangeError(ValueError):
     """A numeric option outside its valid range; the message names the option and the range."""
 
 
-def check_range(name, value, low, high, unit=''):
-    """value when low <= value <= high and finite, else RangeError naming the valid range."""
+def check_range(name, value, low, high=None, unit=''):
+    """value when it is a finite number in [low, high] (no upper bound when high is None), else RangeError
+    naming the valid range. None (an option left unset) passes."""
     suffix = (' ' + unit) if unit else ''
     if value is None:
         return value
@@ -144,9 +145,11 @@ def check_range(name, value, low, high, unit=''):
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         number = float('nan')
-    if isinstance(value, bool) or math.isnan(number) or math.isinf(number) or not low <= number <= high:
-        raise RangeError('%s must be between %s and %s%s, got %s' % (name, _fmt(low), _fmt(high), suffix,
-                                                                     _fmt(value)))
+    if isinstance(value, bool) or math.isnan(number) or math.isinf(number) or number < low \
+            or (high is not None and number > high):
+        valid = ('between %s and %s%s' % (_fmt(low), _fmt(high), suffix) if high is not None
+                 else '%s%s or more' % (_fmt(low), suffix))
+        raise RangeError('%s must be %s (got %s)' % (name, valid, _fmt(value)))
     return value
 
 
