@@ -57,7 +57,8 @@ script_phase sanity tests/ci/sanity.sh
 script_phase versions tests/ci/versions.sh
 script_phase environments tests/ci/environments.sh
 dir_phase lab tests/lab_tests
-dir_phase faults tests/faults
+# The fault matrix (tests/faults) runs once, inside the molecule `faults` scenario on that scenario's
+# 14 lab hosts, which records tests/output/faults.json for docs/reliability.md.
 script_phase molecule tests/ci/molecule.sh
 dir_phase eda tests/eda
 dir_phase monitoring tests/monitoring
