@@ -30,6 +30,7 @@ from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db impo
     TEXT_UTC, MemoryDbError, epoch_expr, open_for_reading, quote_ident, to_iso)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
     STATE_FILE_MAX_BYTES, UnsafeFileError, read_json_capped)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import THRESHOLDS
 
 OK = 'ok'
 NO_DATA = 'no_data'
@@ -38,7 +39,8 @@ ERROR = 'error'
 
 STATE_FILE = os.path.join('.swarm', 'verification-memory.json')
 DB_FILE = os.path.join('.swarm', 'memory.db')
-DEFAULT_THRESHOLD = 0.90
+# An agent below the runbook's P1 truth level is degraded (the severity table is the one place it lives).
+DEFAULT_THRESHOLD = THRESHOLDS['truth_score']['levels']['P1']
 HISTORY_LIMIT = 50
 # verification_status values counted as passed in a verification_history table.
 PASSED_STATUSES = ('passed', 'pass', 'success', 'succeeded', 'verified', 'ok', 'true', '1')
