@@ -54,7 +54,7 @@ check "DE: the build fails when ansible-rulebook cannot start" has "$de/Containe
 check "DE: no aiohttp exclusion" lacks "$de/Containerfile" "exclude-requirements"
 
 # What ansible-builder's introspection (the same script the image build runs) reads from the collection.
-(cd "$WORK" && "$VENV/bin/ansible-galaxy" collection install -p "$WORK/collections" "$WORK/build/collection/$tarball" >"$WORK/install.log" 2>&1) || cat "$WORK/install.log" >&2
+(cd "$WORK" && "$VENV/bin/ansible-galaxy" collection install --force -p "$WORK/collections" "$WORK/build/collection/$tarball" >"$WORK/install.log" 2>&1) || cat "$WORK/install.log" >&2
 "$VENV/bin/ansible-builder" introspect "$WORK/collections" > "$WORK/introspect.txt"
 check "collection: the Alertmanager event source is in the tarball" \
   test -f "$WORK/collections/ansible_collections/claude_flow/runbook/extensions/eda/plugins/event_source/alertmanager.py"

@@ -172,6 +172,10 @@ FINGERPRINT_UNSAFE_RE = re.compile(r'[^A-Za-z0-9_-]')
 MAX_FINGERPRINT = 64
 HEADER_NAME_RE = re.compile(rb'^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$')
 MAX_HEADERS = 100
+# After answering, how long (and how much) input a client may still send before the socket is closed:
+# closing with unread input resets the connection, and the client could lose the answer with it.
+LINGER_SECONDS = 1.0
+LINGER_MAX_BYTES = 1024 * 1024
 MASK = '********'
 INT_OPTIONS = (('port', 5050), ('max_body_bytes', 1024 * 1024), ('max_header_bytes', 16384),
                ('max_json_depth', 16), ('max_field_chars', 16384), ('header_timeout', 10),
@@ -527,12 +531,30 @@ class AlertServer:
                 status, body, headers = 500, {'error': 'internal error; see the rulebook log'}, {}
             await self.answer(writer, status, body, headers)
         finally:
+            await self.linger(reader, writer)
             self.open_connections -= 1
             writer.close()
             try:
                 await asyncio.wait_for(writer.wait_closed(), 2)
             except (asyncio.TimeoutError, OSError, ssl.SSLError):
                 pass
+
+    async def linger(self, reader, writer):
+        """Half-close, then read and drop what the client still sends for a moment (RFC 9112 9.6), so an
+        answer given before the request was read whole (503 over the cap, 4xx on bad input) reaches it."""
+        async def drop():
+            left = LINGER_MAX_BYTES
+            while left > 0:
+                chunk = await reader.read(min(left, 65536))
+                if not chunk:
+                    return
+                left -= len(chunk)
+        try:
+            if writer.can_write_eof():
+                writer.write_eof()
+            await asyncio.wait_for(drop(), LINGER_SECONDS)
+        except (asyncio.TimeoutError, OSError, ssl.SSLError, ValueError, RuntimeError):
+            pass
 
     async def answer(self, writer, status, body, headers=None):
         data = json.dumps(body).encode('utf-8')
