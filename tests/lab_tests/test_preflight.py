@@ -41,9 +41,10 @@ def test_broken_layout_names_every_problem_and_changes_nothing(lab, lab_env):
     rc, out = inside(lab, 'lab2', 'sh', '-c', 'rm -f /opt/claude-code-backups/*/memory.db.backup; '
                                               'rm -rf /var/backups/claude-code/*; find /opt/claude-code-backups /var/backups -name memory.db.backup')
     assert rc == 0 and 'memory.db.backup' not in out, out
-    _, before = inside(lab, 'lab2', 'sh', '-c', 'ls -lR /opt /var/backups | md5sum')
-    run = preflight(lab, lab_env, 'lab1,lab2', ['claude_flow_releases_dir=/opt/claude-releases',
-                                       'claude_flow_service_name=claude-code-prod'])
+    listing = ('sh', '-c', 'ls -lR /opt /var/backups | md5sum')
+    before = inside(lab, 'lab2', *listing)
+    run = preflight(lab, lab_env, 'lab1,lab2',
+                    ['claude_flow_releases_dir=/opt/claude-releases', 'claude_flow_service_name=claude-code-prod'])
     assert run.rc != 0, run
     assert run.recap('lab2')['failed'] == 1, run
     assert 'claude_flow_releases_dir /opt/claude-releases does not exist' in run.out, run
@@ -51,5 +52,4 @@ def test_broken_layout_names_every_problem_and_changes_nothing(lab, lab_env):
     assert 'no DB backup: no memory.db.backup in /opt/claude-releases/<release>/' in run.out, run
     # lab1 has its backups; with the same wrong unit name it fails for that alone.
     assert run.recap('lab1')['failed'] == 1 and 'systemd unit claude-code-prod not found on lab1' in run.out, run
-    _, after = inside(lab, 'lab2', 'sh', '-c', 'ls -lR /opt /var/backups | md5sum')
-    assert before == after, 'preflight changed the host'
+    assert inside(lab, 'lab2', *listing) == before, 'preflight changed the host'
