@@ -72,6 +72,9 @@ SERVICE = 'claude-code-production'
 APP_PORT = 8080
 APP_INSTALL = '/usr/local/lib/claude-code/app.py'
 LOG_DIR = '/var/log/claude-code'
+# What the collection keeps on a host (locks, guard history, preserved DBs, timestamped backups): a host
+# starts without it, whatever the machine under the overlays holds there.
+RUNBOOK_STATE_DIRS = ('/var/lib/claude-flow-runbook', '/var/backups/claude-code')
 UNIT_PATH = '/etc/systemd/system/%s.service' % SERVICE
 CLAUDE_FLOW_VERSION = '2.7.47'
 TRUTH_THRESHOLD = 0.85   # real claude-flow 2.x "moderate" mode passes a verification at >= 0.85
@@ -647,6 +650,8 @@ class Lab(object):
         claude_flow = os.path.join(self.standins, 'claude-flow')
         real = self._real_release(self.real_cli_version(index))
         healthy = json.dumps(truth_state(HEALTHY_TRUTH, now), indent=2) + '\n'
+        for path in RUNBOOK_STATE_DIRS:
+            shutil.rmtree(self.fs(index, path), ignore_errors=True)
         for number, release in enumerate(RELEASES):
             app = self.fs(index, '%s/%s' % (BACKUPS_DIR, release))
             db, backup = dbs[release]
