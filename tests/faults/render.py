@@ -60,7 +60,10 @@ def render(cases):
                                             case['file'], case.get('order', 0)))
     counts = collections.Counter(case['status'] for case in cases)
     lost = sum(case['prior_bytes_lost'] or 0 for case in cases)
-    unmeasured = [case for case in cases if case['prior_bytes_lost'] is None]
+    # A passed case that records no byte count puts no DB state at risk (alert input, secrets ...); a case
+    # that failed before measuring is named.
+    unmeasured = [case for case in cases if case['prior_bytes_lost'] is None and case['status'] != 'passed']
+    no_db = sum(1 for case in cases if case['prior_bytes_lost'] is None and case['status'] == 'passed')
     secret_hits = sum(case['secret_hits'] or 0 for case in cases)
     secret_cases = sum(1 for case in cases if case['secret_hits'] is not None)
     effects = sum(case.get('side_effects') or 0 for case in cases)
@@ -69,8 +72,9 @@ def render(cases):
     lines.append('## Summary\n')
     lines.append('- %d cases: %s.' % (len(cases), ', '.join('%d %s' % (counts[status], RESULT.get(status, status))
                                                             for status in RESULT if counts[status])))
-    lines.append('- Prior DB bytes lost, all cases together: **%d**%s.' % (
-        lost, '' if not unmeasured else ' (%d case(s) did not get as far as measuring: %s)' % (
+    lines.append('- Prior DB bytes lost, over the %d cases that put DB state at risk: **%d**%s.' % (
+        len(cases) - no_db - len(unmeasured), lost, '' if not unmeasured else
+        ' (%d case(s) did not get as far as measuring: %s)' % (
             len(unmeasured), ', '.join(case['id'] for case in unmeasured))))
     lines.append('- Secret hits over the %d cases that carry a secret: **%d**.' % (secret_cases, secret_hits))
     lines.append('- Side effects of injected templates over the %d cases that inject one: **%d**.'
