@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 RULEBOOKS = os.path.join(REPO, 'extensions', 'eda', 'rulebooks')
 LAB = os.path.join(REPO, 'tests', 'lab', 'lab.py')
+sys.path.insert(0, os.path.dirname(LAB))
+
+from logged_process import LoggedProcess  # noqa: E402  (tests/lab is not a package)
+
 COLLECTION_LINK = os.path.join(REPO, '.collections', 'ansible_collections', 'claude_flow', 'runbook')
 
 
@@ -77,17 +80,16 @@ class RulebookProcess:
         self.env = env
         self.log_path = log_path
         self.cwd = cwd
-        self.proc = None
+        self.process = None
         self.startup_seconds = None
 
     def start(self, health_url, timeout=90):
         started = time.monotonic()
-        self._log = open(self.log_path, 'wb')
-        self.proc = subprocess.Popen([tool('ansible-rulebook')] + self.args, cwd=self.cwd, env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = LoggedProcess([tool('ansible-rulebook')] + self.args, self.log_path, env=self.env, cwd=self.cwd)
         while time.monotonic() - started < timeout:
-            if self.proc.poll() is not None:
-                pytest.fail('ansible-rulebook exited with %s before listening:\n%s' % (self.proc.returncode, self.output()))
+            if not self.process.alive():
+                pytest.fail('ansible-rulebook exited with %s before listening:\n%s'
+                            % (self.process.proc.returncode, self.output()))
             try:
                 if http('GET', health_url, timeout=2)[0] == 200:
                     self.startup_seconds = time.monotonic() - started
@@ -99,25 +101,15 @@ class RulebookProcess:
         pytest.fail('ansible-rulebook did not answer %s within %ss:\n%s' % (health_url, timeout, self.output()))
 
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        return self.process is not None and self.process.alive()
 
     def output(self):
-        self._log.flush()
-        with open(self.log_path, 'rb') as handle:
-            return handle.read().decode('utf-8', 'replace')
+        return self.process.output() if self.process else ''
 
     def stop(self):
         """SIGTERM the rulebook's own process group (it and the playbooks it started), then SIGKILL."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self._log.close()
+        if self.process is not None:
+            self.process.stop()
 
 
 def wait_for(predicate, timeout, interval=0.2):

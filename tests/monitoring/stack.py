@@ -7,9 +7,7 @@ ports of its own, and is stopped by its process id (never by name).
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -20,8 +18,10 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, '.collections'))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import prometheus_rules  # noqa: E402
+from logged_process import LoggedProcess as Process  # noqa: E402,F401  (test_storms imports it from here)
 
 # Tight: CI and `make demo-alerts`. Default: the role's and the rules' defaults.
 PROFILES = {
@@ -51,31 +51,6 @@ def get_json(url, timeout=5):
             return json.loads(resp.read().decode('utf-8'))
     except (urllib.error.URLError, OSError, ValueError):
         return None
-
-
-class Process:
-    def __init__(self, argv, log_path, env=None):
-        self.log_path = log_path
-        self._log = open(log_path, 'wb')
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def output(self):
-        with open(self.log_path, 'rb') as handle:
-            return handle.read().decode('utf-8', 'replace')
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self._log.close()
 
 
 class Stack:
