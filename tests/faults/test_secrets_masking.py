@@ -85,6 +85,40 @@ PLAYBOOK = '''---
 '''
 
 
+# The next escalation tick, as playbooks/escalation_tick.yml runs it, then the report.
+TICK_PLAYBOOK = '''---
+- name: Escalation tick on the controller
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    claude_flow_severity: P0
+    claude_flow_responder: tester
+  tasks:
+    - name: Find the open incident
+      ansible.builtin.import_role:
+        name: claude_flow.runbook.incident_report
+        tasks_from: open
+      vars:
+        claude_flow_incident_create: false
+
+    - name: Escalate
+      ansible.builtin.import_role:
+        name: claude_flow.runbook.notify
+        tasks_from: escalate
+
+    - name: Save the record
+      ansible.builtin.import_role:
+        name: claude_flow.runbook.incident_report
+        tasks_from: save
+
+    - name: Write the report
+      ansible.builtin.import_role:
+        name: claude_flow.runbook.incident_report
+'''
+
+
 @pytest.fixture(scope='module')
 def receiver():
     with Receiver() as rec:
@@ -160,11 +194,11 @@ def leaks(run, token, receiver):
     return holding(places, token)
 
 
-def play(tmp_path, receiver, endpoints, failure='', verbose='-v'):
+def play(tmp_path, receiver, endpoints, failure='', verbose='-v', playbook=PLAYBOOK):
     """Run the roles with the given endpoint variables (through a 0600 vars file)."""
     work = str(tmp_path)
     with open(os.path.join(work, 'play.yml'), 'w') as handle:
-        handle.write(PLAYBOOK)
+        handle.write(playbook)
     data = {'claude_flow_slack_webhook_url': '', 'claude_flow_webhook_url': '', 'claude_flow_pagerduty_routing_key': '',
             'claude_flow_pagerduty_events_url': receiver.url('/pagerduty/v2/enqueue'),
             'claude_flow_incidents_dir': os.path.join(work, 'incidents'),
@@ -375,6 +409,40 @@ def test_escalation_undelivered_is_retried(tmp_path, receiver, fault):
                      r'delivered: HTTP -1 Request failed', ' '.join(run.out.split())), run.out[-3000:]
     fault.did('the level stays due for the next tick (escalations_sent empty), the failure is reported with its '
               'status; 0 places hold the token')
+
+
+@pytest.mark.fault('secrets', 'PagerDuty answers 500 to the page: retried with backoff, reported, and sent again at '
+                              'the next escalation tick')
+def test_undelivered_page_is_sent_again_at_the_next_tick(tmp_path, receiver, fault):
+    fault.scrub(tmp_path)
+    secret = token()
+    quick = {'claude_flow_pagerduty_routing_key': secret, 'claude_flow_notify_retries': 2,
+             'claude_flow_notify_retry_delay': 0.2}
+    failing = dict(quick, claude_flow_pagerduty_events_url=receiver.url('/pagerduty/fail/v2/enqueue'))
+    run = play(tmp_path, receiver, failing)
+    no_leak(fault, run, secret, receiver)
+    tries = [r for r in receiver.received('/pagerduty/fail/') if r['time'] >= run.since]
+    assert len(tries) == 3 and tries[2]['time'] - tries[0]['time'] >= 0.5, tries   # 1 + 2 retries, 0.2 s + 0.4 s apart
+    pending = run.record()['pages_pending']
+    assert [(p['channel'], p['kind']) for p in pending] == [('PagerDuty', 'page')], pending
+    assert 'routing_key' not in pending[0]['body'] and pending[0]['body']['dedup_key'] == run.record()['id']
+    page = notes(run, 'PagerDuty')
+    assert page and page[0].endswith('PagerDuty page: NOT delivered: HTTP 500 {"error": "receiver told to fail"} (3 attempts)'), page
+    assert any(line.startswith('NOT delivered yet: PagerDuty page of ') for line in run.notifications())
+
+    tick = play(tmp_path, receiver, quick, playbook=TICK_PLAYBOOK)
+    no_leak(fault, tick, secret, receiver)
+    resent = [r for r in receiver.received('/pagerduty/v2/') if r['time'] >= tick.since]
+    assert len(resent) == 1 and resent[0]['json']['routing_key'] == secret, resent
+    assert resent[0]['json']['payload']['summary'].startswith('\U0001f6a8 P0 INCIDENT - AUTOMATED RESPONSE FAILED')
+    assert tick.record()['pages_pending'] == [], tick.record()['pages_pending']
+    again = [line for line in tick.notifications() if 'PagerDuty page (sent again)' in line]
+    assert again and again[0].endswith(': delivered (HTTP 202)'), tick.notifications()
+    assert page[0] in tick.notifications(), 'the first run\'s failure left the report'
+    assert not any(line.startswith('NOT delivered yet') for line in tick.notifications())
+    fault.did('3 attempts with backoff, then "%s" in the report and the page kept in the record; the next tick sent '
+              'it again (delivered, HTTP 202) and the report shows both; 0 places hold the key'
+              % fault.clip(page[0].split(': ', 1)[1], 90))
 
 
 # ------------------------------------------------------------------------------------ a real P0 run
