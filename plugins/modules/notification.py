@@ -21,7 +21,7 @@ description:
   - The URL and the routing key are secrets. Every text returned is masked by value (also their parts,
     such as the token path of a webhook URL), and a malformed URL fails with a message that names
     O(url_name) and the problem, never the URL.
-  - Run it on the controller (C(delegate_to: localhost)): managed hosts often cannot reach the internet.
+  - Run it on the controller (C(delegate_to=localhost)), as managed hosts often cannot reach the internet.
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
