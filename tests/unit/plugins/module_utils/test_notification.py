@@ -124,9 +124,8 @@ def test_pagerduty_gets_the_routing_key_and_its_own_severity(server):
 
 
 def test_check_mode_sends_nothing_and_shows_the_masked_request(server):
-    got = n.send('pagerduty', server.url('/v2/enqueue'), {'event_action': 'resolve', 'dedup_key': 'INC-1',
-                                                         'note': 'key ' + TOKEN},
-                 routing_key=TOKEN, check_mode=True)
+    body = {'event_action': 'resolve', 'dedup_key': 'INC-1', 'note': 'key ' + TOKEN}
+    got = n.send('pagerduty', server.url('/v2/enqueue'), body, routing_key=TOKEN, check_mode=True)
     assert server.requests == [] and got['delivered'] is False and got['attempts'] == []
     assert got['request']['body']['routing_key'] == '********'
     assert got['request']['body']['note'] == 'key ********' and TOKEN not in repr(got)
