@@ -216,7 +216,7 @@ def main():
             validate_certs=dict(type='bool', default=True),
             mask_values=dict(type='list', elements='str', default=[], no_log=True),
             url_name=dict(type='str', default='url'),
-            routing_key_name=dict(type='str', default='routing_key'),
+            routing_key_name=dict(type='str', default='routing_key', no_log=False),
         ),
         supports_check_mode=True,
     )
