@@ -44,33 +44,37 @@ PLAYBOOK = '''---
   gather_facts: false
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
-    claude_flow_severity: P0
     claude_flow_responder: tester
   tasks:
     - name: Open the incident
       ansible.builtin.import_role:
         name: claude_flow.runbook.incident_report
         tasks_from: open
+      vars:
+        incident_report_severity: P0
 
     - name: Timeline - a step failed (its message quotes the secret, as a module error can)
       ansible.builtin.import_role:
         name: claude_flow.runbook.incident_report
         tasks_from: mark
       vars:
-        claude_flow_event: "Automated response FAILED at 'a step': {{ case_failure | truncate(300) }}"
+        incident_report_event: "Automated response FAILED at 'a step': {{ case_failure | truncate(300) }}"
 
     - name: Page
       ansible.builtin.import_role:
         name: claude_flow.runbook.notify
       vars:
-        claude_flow_notify_kind: page
-        claude_flow_notify_status: Fixing
-        claude_flow_notify_progress: ["Automated response failed at 'a step': {{ case_failure }}"]
+        notify_kind: page
+        notify_status: Fixing
+        notify_progress: ["Automated response failed at 'a step': {{ case_failure }}"]
+        notify_incident: "{{ incident_report_incident }}"
 
     - name: Escalate
       ansible.builtin.import_role:
         name: claude_flow.runbook.notify
         tasks_from: escalate
+      vars:
+        notify_incident: "{{ incident_report_incident }}"
 
     - name: Save the record
       ansible.builtin.import_role:
@@ -81,7 +85,9 @@ PLAYBOOK = '''---
       ansible.builtin.import_role:
         name: claude_flow.runbook.incident_report
       vars:
-        claude_flow_failure: {step: a step, msg: "{{ case_failure }}"}
+        incident_report_status: Unresolved
+        incident_report_failure: {step: a step, msg: "{{ case_failure }}"}
+        incident_report_notifications: "{{ notify_notifications }}"
 '''
 
 
@@ -203,7 +209,7 @@ def play(tmp_path, receiver, endpoints, failure='', verbose='-v', playbook=PLAYB
             'claude_flow_pagerduty_events_url': receiver.url('/pagerduty/v2/enqueue'),
             'claude_flow_incidents_dir': os.path.join(work, 'incidents'),
             'claude_flow_reports_dir': os.path.join(work, 'reports'),
-            'claude_flow_incident_status': 'Unresolved', 'case_failure': failure or 'nothing secret'}
+            'case_failure': failure or 'nothing secret'}
     data.update(endpoints)
     vars_file = os.path.join(work, 'secret.vars.json')
     with open(vars_file, 'w') as handle:
