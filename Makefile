@@ -7,7 +7,7 @@ COLLECTION_LINK := .collections/ansible_collections/claude_flow/runbook
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo demo-alerts test deps venv collection unit lint sanity environments newcomer lab-up lab-down bench bench-smoke clean real-cli capture-release
+.PHONY: demo demo-alerts test deps venv collection unit lint sanity environments newcomer lab-up lab-down bench bench-smoke clean real-cli capture-release readmes
 
 deps:
 	@bash tests/lab/ensure-deps.sh
@@ -36,6 +36,10 @@ test: venv
 
 lint: venv
 	bash tests/ci/lint.sh
+
+# Each role's README.md from its meta/argument_specs.yml (tests/unit/test_role_readmes.py fails when one is stale).
+readmes:
+	$(BIN)/python tests/ci/role_readmes.py
 
 sanity: venv
 	bash tests/ci/sanity.sh
