@@ -210,15 +210,15 @@ def preflight_verdict(stats, settings, found=None, report=False, require_backup=
     _releases(st['releases'], backups, list(found.get('releases') or []), s, host, report, out)
     _database(st, list(found.get('neighbours') or []), s, report, out)
 
-    out['layout'].append('DB backups: %d (%s in %s/<release>/ and %s)' % (len(backups), s['db_backup_name'], s['releases_dir'],
-                                                                        s['backup_dir']))
+    out['layout'].append('DB backups: %d (%s in %s/<release>/ and %s)'
+                         % (len(backups), s['db_backup_name'], s['releases_dir'], s['backup_dir']))
     if not backups and (report or require_backup):
         out['problems'].append(
             'no DB backup: no {name} in {rel}/<release>/ nor under {bak}, so rollback and restore would have nothing. Fix: check '
             'claude_flow_releases_dir, claude_flow_backup_dir and claude_flow_db_backup_name; take one now with ansible-playbook '
             'playbooks/backup.yml -l {host}; or respond without one (recovery salvages with .recover) with '
-            '-e claude_flow_preflight_require_backup=false'.format(name=s['db_backup_name'], rel=s['releases_dir'],
-                                                                    bak=s['backup_dir'], host=host))
+            '-e claude_flow_preflight_require_backup=false'.format(
+                name=s['db_backup_name'], rel=s['releases_dir'], bak=s['backup_dir'], host=host))
 
     unit = found.get('unit') or {}
     load_state = unit.get('LoadState', 'not-found')

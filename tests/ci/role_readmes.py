@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write each role's README.md from its meta/argument_specs.yml (and meta/main.yml's description).
 
     python3 tests/ci/role_readmes.py           # rewrite the READMEs

@@ -83,8 +83,8 @@ def test_a_dangling_symlink_is_an_incident_for_the_response_and_a_problem_for_th
 
 
 def test_a_db_path_typo_lists_the_databases_beside_it():
-    out = verdict(stats(db={'exists': False}), SETTINGS, found(neighbours=['/opt/claude-code-production/.swarm/memory.db.old',
-                                                                            '/opt/claude-code-production/.swarm/mem.db']))
+    neighbours = ['/opt/claude-code-production/.swarm/memory.db.old', '/opt/claude-code-production/.swarm/mem.db']
+    out = verdict(stats(db={'exists': False}), SETTINGS, found(neighbours=neighbours))
     assert out['problems'] == ['claude_flow_db_path /opt/claude-code-production/.swarm/memory.db does not exist, but '
                                '/opt/claude-code-production/.swarm holds /opt/claude-code-production/.swarm/memory.db.old, '
                                '/opt/claude-code-production/.swarm/mem.db. Fix: set claude_flow_db_path to the live DB (a typo?)']
