@@ -76,6 +76,14 @@ PLAYBOOK = '''---
       vars:
         notify_incident: "{{ incident_report_incident }}"
 
+    - name: Record the escalation levels sent in the incident record (as the response role does)
+      ansible.builtin.import_role:
+        name: claude_flow.runbook.incident_report
+        tasks_from: update
+      vars:
+        incident_report_changes:
+          escalations_sent: "{{ incident_report_incident.escalations_sent + notify_escalated | default([]) }}"
+
     - name: Save the record
       ansible.builtin.import_role:
         name: claude_flow.runbook.incident_report
