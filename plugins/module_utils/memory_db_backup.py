@@ -951,9 +951,13 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
 
 
 def _check_restore_space(real, backup, preserve_dir):
-    """The staged copy needs the backup's size beside the DB; the preserve step needs room only when it
-    has to copy (preserve_dir on another filesystem)."""
+    """The staged copy needs a writable dir and the backup's size beside the DB; the preserve step needs
+    room only when it has to copy (preserve_dir on another filesystem)."""
     directory = os.path.dirname(real)
+    # ahead of staging, so check mode names it too: a read-only filesystem is known before acting
+    cannot_write = safe_files.write_problem(directory)
+    if cannot_write:
+        raise BackupError('cannot restore %s: %s; nothing was changed' % (real, cannot_write))
     need = os.path.getsize(backup) + SPACE_MARGIN_BYTES
     free = safe_files.free_bytes(directory)
     if free < need:

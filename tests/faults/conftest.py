@@ -17,11 +17,14 @@ its own) or brings up one of its own in a state dir of its own (so it never meet
 always takes it down.
 """
 
+import collections
 import datetime
 import json
 import os
 import re
+import stat
 import sys
+import tempfile
 
 import pytest
 
@@ -33,10 +36,14 @@ OUTCOMES = os.environ.get('FAULTS_OUTCOMES') or os.path.join(REPO, 'tests', 'out
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import memory_db_gen as gen  # noqa: E402  (tests/lab is not a package)
+import module_runner  # noqa: E402
 from digests import sha256  # noqa: E402
 
 _RESULTS = {}
 _ORDER = {}
+# The fault record of the case running now: module runs made through run_module below report their
+# check-mode twin to it.
+_ACTIVE = {}
 
 
 # ---------------------------------------------------------------------------------------- modules
@@ -103,6 +110,7 @@ class Fault(object):
         self.secret_hits = None
         self.side_effect_count = None
         self.hosts = None
+        self.checks = []
         self._scrub = []
 
     def scrub(self, *paths):
@@ -136,12 +144,189 @@ class Fault(object):
         """How many injected templates had an effect (ran, rendered, wrote): 0 is the goal."""
         self.side_effect_count = int(count)
 
+    def check_summary(self):
+        """The check-mode column: what the check-mode twins of this case's runs showed."""
+        if not self.checks:
+            return None
+        counts = collections.Counter(outcome for outcome, _text in self.checks)
+        notes = sorted(set(text for _outcome, text in self.checks if text))
+        return '%s%s' % (', '.join('%d %s' % (counts[key], key) for key in CHECK_OUTCOMES if counts[key]),
+                         ('; ' + ' / '.join(self.clip(note, 160) for note in notes[:3])) if notes else '')
+
 
 @pytest.fixture
 def fault(request):
     record = Fault(request.node)
     request.node._fault_record = record
-    return record
+    _ACTIVE['fault'] = record
+    yield record
+    _ACTIVE.pop('fault', None)
+
+
+# ---------------------------------------------------------------------------------------- check mode
+#
+# Every run of the collection a case makes is preceded by the same run in check mode on the same
+# faulted state. The check run must not crash, must change nothing, and must fail when the real run
+# fails, naming the same reason. Each twin is recorded on the case: 'same plan' (both ran through),
+# 'same failure' (both failed for the same reason), 'runtime-only' (the real run failed on something only
+# doing the action reveals, named by the case: check mode cannot see it ahead).
+
+CHECK_OUTCOMES = ('same plan', 'same failure', 'runtime-only')
+CRASH = re.compile(r'Traceback \(most recent call last\)|^ERROR! |has no attribute|\bis undefined\b|undefined variable'
+                   r'|AnsibleUndefined|Unexpected failure during module execution|unhandled exception', re.M)
+
+
+def crash_in(text):
+    """The first line of text that shows a crash (a traceback, an undefined variable ...), else ''."""
+    match = CRASH.search(text or '')
+    if not match:
+        return ''
+    start = text.rfind('\n', 0, match.start()) + 1
+    end = text.find('\n', match.end())
+    return text[start:end if end >= 0 else None].strip()[:300]
+
+
+def last_error(out):
+    """The operator-facing error of a failed ansible-playbook run: the last [ERROR] with the line after it."""
+    lines = (out or '').splitlines()
+    for number in range(len(lines) - 1, -1, -1):
+        if lines[number].startswith('[ERROR]'):
+            text = ' '.join(line.strip() for line in lines[number:number + 3] if not line.startswith('Origin'))
+            return re.sub(r'^\[ERROR\]: (Task failed: )?(Action failed: )?', '', text)
+    return ''
+
+
+def reason(text):
+    """A failure message reduced to what must agree between check and real run: no check-mode prefix,
+    no times, pids, temporary paths or incident ids, whitespace folded."""
+    text = ' '.join(str(text or '').split())
+    text = re.sub(r'^(would fail: )', '', text, flags=re.I)
+    text = re.sub(r'/tmp/[^\s\'"]+', '<path>', text)
+    text = re.sub(r'\d{8}T\d{6}Z(-\d+)?|INC-\d{8}-\d{6}(-\w+)?|\d{4}-\d\d-\d\dT[\d:.]+Z?', '<time>', text)
+    text = re.sub(r'\b(pid|PID) \d+|\b\d+(\.\d+)? ?(s|ms|seconds)\b', '<n>', text)
+    return text
+
+
+def snapshot(paths):
+    """{path: digest} of what the given paths hold: a regular file by sha256, a link by its target, other
+    special files by type (never opened: a FIFO would block); a directory by everything under it."""
+    found = {}
+
+    def one(path):
+        try:
+            info = os.lstat(path)
+        except OSError:
+            found[path] = 'absent'
+            return
+        if stat.S_ISLNK(info.st_mode):
+            found[path] = 'link:' + os.readlink(path)
+        elif stat.S_ISREG(info.st_mode):
+            try:
+                found[path] = sha256(path)
+            except OSError as exc:
+                found[path] = 'unreadable: %s' % exc.strerror
+        elif stat.S_ISDIR(info.st_mode):
+            found[path] = 'dir %o' % stat.S_IMODE(info.st_mode)
+        else:
+            found[path] = 'special %o' % info.st_mode
+    for root in paths:
+        one(root)
+        if os.path.isdir(root) and not os.path.islink(root):
+            for base, dirs, names in os.walk(root):
+                for name in dirs + names:
+                    one(os.path.join(base, name))
+    return found
+
+
+def changes(before, after):
+    """The paths whose digest differs. A -shm file is left out: SQLite's shared-memory index, rebuilt
+    from the -wal by any reader (a read-only open of a WAL DB creates it), it holds no data."""
+    return sorted(path for path in set(before) | set(after)
+                  if before.get(path) != after.get(path) and not path.endswith('-shm'))
+
+
+def compare_check(check_failed, check_reason, real_failed, real_reason, runtime=None):
+    """(outcome, note) of a check run against its real run; AssertionError on a divergence. runtime names
+    what makes the real run fail that only doing the action reveals (the case says so, check mode
+    cannot see it ahead)."""
+    if check_failed and not real_failed:
+        raise AssertionError('check mode fails where the real run succeeds: "%s"' % check_reason)
+    if real_failed and not check_failed:
+        if runtime:
+            return 'runtime-only', runtime
+        raise AssertionError('check mode succeeds where the real run fails with "%s"' % real_reason)
+    if real_failed:
+        if reason(check_reason) != reason(real_reason):
+            raise AssertionError('check mode fails for another reason than the real run:\n  check: %s\n  real:  %s'
+                                 % (check_reason, real_reason))
+        return 'same failure', ''
+    return 'same plan', ''
+
+
+MODULE_PATH_ARGS = ('path', 'src', 'dest', 'backup_dir', 'preserve_dir', 'app_dir', 'state_dir', 'releases_dir',
+                    'log_path', 'report_dir')
+
+
+def module_paths(args):
+    """The files a module run may touch, from its arguments: each path and, for a file (a DB with its
+    sidecars), its directory. Only paths under the temporary dir: a case's own files."""
+    tmp = os.path.realpath(tempfile.gettempdir())
+    paths = set()
+    for key in MODULE_PATH_ARGS:
+        value = args.get(key)
+        if not isinstance(value, str) or not value.startswith('/'):
+            continue
+        paths.add(value)
+        parent = os.path.dirname(value)
+        if os.path.realpath(parent).startswith(tmp + os.sep) and os.path.isdir(parent):
+            paths.add(parent)
+    return sorted(path for path in paths if os.path.realpath(path).startswith(tmp + os.sep) or os.path.isfile(path))
+
+
+def check_module(name, args, state=True, **kwargs):
+    """The check-mode twin of a module run, alone: run it, assert no crash and (state=True) no change.
+    Returns its result; compare it with the real result through compare_module."""
+    paths = module_paths(args)
+    before = snapshot(paths) if state else None
+    try:
+        result = module_runner.run_module(name, args, check_mode=True, **kwargs)
+    except AssertionError as exc:
+        raise AssertionError('%s crashed in check mode: %s' % (name, str(exc)[-2000:]))
+    crash = crash_in(result.get('_out')) or crash_in(result.get('msg'))
+    assert not crash, '%s crashed in check mode: %s' % (name, crash)
+    if state:
+        changed = changes(before, snapshot(paths))
+        assert not changed, '%s in check mode changed %s' % (name, changed)
+    assert result.get('_rc') is not None and result.get('msg') != '(no JSON result)', result
+    return result
+
+
+def record_check(outcome):
+    """Add a check twin's outcome to the case running now."""
+    record = _ACTIVE.get('fault')
+    if record is not None:
+        record.checks.append(outcome)
+    return outcome
+
+
+def compare_module(name, check, real, runtime=None):
+    return record_check(compare_check(bool(check.get('failed')), check.get('msg'), bool(real.get('failed')),
+                                      real.get('msg'), runtime))
+
+
+def run_module(name, args, check_mode=False, runtime=None, check=True, check_state=True, **kwargs):
+    """module_runner.run_module, preceded by the same run in check mode (see above) unless the call is
+    itself in check mode or check=False (the case placed its twin itself with check_module).
+    check_state=False: the case's own writer changes the files meanwhile, no before/after compare."""
+    if check_mode or not check:
+        return module_runner.run_module(name, args, check_mode=check_mode, **kwargs)
+    twin = check_module(name, args, state=check_state, **kwargs)
+    real = module_runner.run_module(name, args, **kwargs)
+    try:
+        compare_module(name, twin, real, runtime)
+    except AssertionError as exc:
+        raise AssertionError('%s: %s' % (name, exc))
+    return real
 
 
 def pytest_collection_modifyitems(items):
@@ -176,7 +361,8 @@ def pytest_runtest_makereport(item, call):
             'area': record.area, 'title': record.title, 'level': record.level, 'status': status,
             'did': record.did_text, 'detail': ' '.join(detail.split()), 'prior_bytes_lost': record.lost_bytes,
             'secret_hits': record.secret_hits,
-            'side_effects': record.side_effect_count, 'hosts': record.hosts, 'seconds': round(call.duration, 1),
+            'side_effects': record.side_effect_count, 'hosts': record.hosts, 'check': record.check_summary(),
+            'seconds': round(call.duration, 1),
             'order': _ORDER.get(item.nodeid, 0),
             'recorded_at': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}
 

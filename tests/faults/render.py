@@ -41,6 +41,12 @@ would (modules as real processes, playbooks with `ansible-playbook`), and checks
 - **Template side effects**: for cases that put Jinja (`{{ lookup('pipe', ...) }}`, `{% ... %}`) into
   outside input, how many of those templates had an effect (a command ran, a value was rendered). `-`:
   the case injects no template.
+- **Check mode**: every run of the collection a case makes is preceded by the same run in check mode
+  (`--check`, or `check_mode` for a module) on the same faulted state; the check run must not crash,
+  must change nothing on the hosts (files, service, notifications) and must fail when the real run
+  fails, for the same reason. `same plan`: both ran through; `same failure`: both failed, same reason;
+  `runtime-only`: the real run failed on something only acting reveals (named). `-`: the case runs no
+  response of this collection (rulebook stand-ins, pure-Python checks).
 - **Result**: `ok` = correct remediation or a clear, actionable failure; `KNOWN GAP` = the case runs
   and shows behaviour that does not meet that bar yet (explained below the table); `FAILED` = the
   test itself failed.
@@ -83,16 +89,19 @@ def render(cases):
         '%s %d' % (area, count) for area, count in
         sorted(collections.Counter(case['area'] for case in cases).items(),
                key=lambda item: order.get(item[0], len(AREAS)))))
+    checked = [case for case in cases if case.get('check')]
+    lines.append('- Check mode: %d cases ran a check-mode twin of each of their runs (no crash, nothing changed, '
+                 'the same failure); %d run no response to twin.' % (len(checked), len(cases) - len(checked)))
     lines.append('- Recorded %s.\n' % max(case['recorded_at'] for case in cases)[:10])
     lines.append('## The matrix\n')
     lines.append('| # | Area | Fault | Level | What the collection did | Prior bytes lost | Secret hits '
-                 '| Template side effects | Result |')
-    lines.append('|---|---|---|---|---|---|---|---|---|')
+                 '| Template side effects | Check mode | Result |')
+    lines.append('|---|---|---|---|---|---|---|---|---|---|')
     for number, case in enumerate(cases, 1):
-        lines.append('| %d | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+        lines.append('| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
             number, case['area'], cell(case['title']), LEVELS.get(case['level'], case['level']),
             cell(case['did'] or case['detail']), cell(case['prior_bytes_lost']), cell(case['secret_hits']),
-            cell(case.get('side_effects')), RESULT.get(case['status'], case['status'])))
+            cell(case.get('side_effects')), cell(case.get('check')), RESULT.get(case['status'], case['status'])))
     gaps = [(number, case) for number, case in enumerate(cases, 1) if case['status'] in ('known gap', 'failed')]
     if gaps:
         lines.append('\n## Known gaps and failures\n')

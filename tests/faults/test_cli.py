@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import lab as labmod  # noqa: E402  (tests/lab is not a package)
 
-from module_runner import run_module  # noqa: E402  (tests/lab, put on sys.path by conftest)
+from conftest import run_module  # noqa: E402  (each real run preceded by its check-mode twin)
 
 
 @pytest.fixture
@@ -83,7 +83,8 @@ def test_cli_training_hang_is_killed_without_orphans(app, fault):
     started = time.monotonic()
     # the stand-in hangs like the real CLI offline when CLAUDE_FLOW_STANDIN_TRAIN is unset
     result = run_module('neural', {'app_dir': app, 'command': 'train', 'epochs': 5, 'timeout': 3},
-                        env={'CLAUDE_FLOW_STANDIN_TRAIN': '', 'FAULTS_MARKER': marker})
+                        env={'CLAUDE_FLOW_STANDIN_TRAIN': '', 'FAULTS_MARKER': marker},
+                        runtime='the CLI hangs once started (check mode starts nothing)')
     seconds = time.monotonic() - started
     time.sleep(0.5)
     left = [pid for pid in marked_processes('claude-flow') if _environ_has(pid, marker)]

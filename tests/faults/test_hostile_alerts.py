@@ -26,6 +26,8 @@ import time
 
 import pytest
 
+from conftest import compare_check, crash_in, last_error, record_check
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TOKEN = 'hostile-e2e-token-0x5ec12e7'
@@ -444,15 +446,24 @@ def _guard_runs(tmp, runs):
         'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable},
         'children': {'claude_flow': {'hosts': hosts}}}}))
     env = eda.tool_env({'HOME': str(tmp / 'home')})
+    # every run with its check-mode twin (at the same time: the guard stops both before any task)
+    twins = {name + ' [check]': (playbook, list(args) + ['--check']) for name, (playbook, args) in runs.items()
+             if '--check' not in args}
     procs = {}
-    for name, (playbook, args) in runs.items():
+    for name, (playbook, args) in dict(runs, **twins).items():
         procs[name] = subprocess.Popen(
             [eda.tool('ansible-playbook'), '-i', str(inventory), os.path.join(REPO, 'playbooks', playbook + '.yml')]
             + list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # whitespace folded: the yaml result callback wraps long messages
-    results = {name: (proc.wait(timeout=300), ' '.join(proc.stdout.read().split())) for name, proc in procs.items()}
+    raw = {name: (proc.wait(timeout=300), proc.stdout.read()) for name, proc in procs.items()}
     for proc in procs.values():
         proc.stdout.close()
+    for name in runs:
+        twin = raw.get(name + ' [check]')
+        if twin:
+            assert not crash_in(twin[1]), crash_in(twin[1])
+            record_check(compare_check(twin[0] != 0, last_error(twin[1]), raw[name][0] != 0, last_error(raw[name][1])))
+    # whitespace folded: the yaml result callback wraps long messages
+    results = {name: (raw[name][0], ' '.join(raw[name][1].split())) for name in runs}
     # (ansible itself creates $HOME/.ansible; the reports would go to $HOME/claude-flow-incident-reports)
     return results, (tmp / 'hosts').exists() or (tmp / 'home' / 'claude-flow-incident-reports').exists()
 

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from conftest import PriorState, make_db
-from module_runner import run_module  # tests/lab, put on sys.path by conftest
+from conftest import run_module  # each real run preceded by its check-mode twin
 
 
 @pytest.fixture

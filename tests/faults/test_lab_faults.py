@@ -26,7 +26,8 @@ import time
 
 import pytest
 
-from conftest import LAB_PY, REPO, PriorState, integrity, sha256
+from conftest import (LAB_PY, REPO, PriorState, changes, compare_check, crash_in, integrity, last_error, sha256,
+                      snapshot)
 
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab_tests'))
@@ -46,6 +47,9 @@ GUARD = '/var/lib/claude-flow-runbook/guard'
 INCIDENTS = '/var/log/claude-code/incidents'
 BACKUPS = '/var/backups/claude-code'
 RUN_TIMEOUT = 900
+# What a check-mode run must leave as it was on a host: the production link, every release (the live DB
+# set is in one), the collection's state (preserve dirs, lock, history), incident records, backups.
+HOST_STATE = (APP_LINK, RELEASES, '/var/lib/claude-flow-runbook', '/var/log/claude-code', BACKUPS)
 # Every run's full output is kept here (tests/output is not committed), named <case>-<n>.log.
 RUN_LOGS = os.path.join(
     os.path.dirname(os.environ.get('FAULTS_OUTCOMES') or os.path.join(REPO, 'tests', 'output', 'faults.json')),
@@ -85,6 +89,7 @@ class Secret(object):
     through its command line."""
 
     def __init__(self, receiver, directory):
+        self.receiver = receiver
         self.token = secrets.token_hex(16)
         self.vars = {
             'claude_flow_slack_webhook_url': receiver.url('/slack/T0FAULT/B0FAULT/' + self.token),
@@ -127,6 +132,8 @@ class Case(object):
         self.reports = os.path.join(self.work, 'reports')
         os.makedirs(self.reports)
         self.runs = []
+        self.check_runs = []
+        self.checks = []
         self.started = time.time()
 
     def env(self):
@@ -139,20 +146,62 @@ class Case(object):
             env['ANSIBLE_VAULT_IDENTITY_LIST'] = 'lab@' + LAB_VAULT_PASSWORD
         return env
 
-    def command(self, playbook, limit=None, extra=None, dead=False, args=()):
+    def command(self, playbook, limit=None, extra=None, dead=False, args=(), reports=None):
         vars_file = self.secret.vars_file('%s-%d' % (self.name, len(self.runs)), dead=dead,
-                                          claude_flow_reports_dir=self.reports)
+                                          claude_flow_reports_dir=reports or self.reports)
         cmd = ['ansible-playbook', '-i', self.lab.inventory, os.path.join(PLAYBOOKS, playbook),
                '-l', limit or ','.join(self.hosts), '-e', '@' + vars_file]
         for key, value in (extra or {}).items():
             cmd += ['-e', '%s=%s' % (key, value)]
         return cmd + list(args)
 
-    def playbook(self, playbook, **kwargs):
+    def playbook(self, playbook, runtime=None, **kwargs):
+        """A playbook run, preceded by its check-mode twin on the same state (check_twin); the two are
+        compared (compare_twin). runtime: what makes the real run fail that only acting reveals."""
+        twin = self.check_twin(playbook, **kwargs)
+        run = self._run(self.command(playbook, **kwargs))
+        self.compare_twin(twin, run, runtime)
+        return self.keep(run)
+
+    def _run(self, command):
         started = time.monotonic()
-        proc = subprocess.run(self.command(playbook, **kwargs), cwd=REPO, env=self.env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, universal_newlines=True, timeout=RUN_TIMEOUT, check=False)
-        return self.keep(Run(proc.returncode, proc.stdout, time.monotonic() - started))
+        proc = subprocess.run(command, cwd=REPO, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=RUN_TIMEOUT, check=False)
+        return Run(proc.returncode, proc.stdout, time.monotonic() - started)
+
+    def state(self, receiver_since=None):
+        found = {}
+        for host in self.hosts:
+            found.update(snapshot([self.lab.fs(int(host[3:]), path) for path in HOST_STATE]))
+            found['%s service' % host] = self.lab.service_state(int(host[3:]))
+            found['%s notifications' % host] = len(payloads_for(self.secret.receiver, host, receiver_since or 0))
+        return found
+
+    def check_twin(self, playbook, args=(), **kwargs):
+        """The same run with --check on the same state: no crash, nothing changed on the hosts, nobody
+        notified. Its reports go to reports-check on the controller (check-mode output, by design)."""
+        since = time.time()
+        before = self.state(since)
+        reports = self.reports + '-check'
+        os.makedirs(reports, exist_ok=True)
+        run = self._run(self.command(playbook, args=list(args) + ['--check'], reports=reports, **kwargs))
+        self.check_runs.append(run)
+        os.makedirs(RUN_LOGS, exist_ok=True)
+        with open(os.path.join(RUN_LOGS, '%s-check-%d.log' % (self.name, len(self.check_runs))), 'w') as handle:
+            handle.write('rc=%s seconds=%.1f\n%s' % (run.rc, run.seconds, run.out))
+        crash = crash_in(run.out)
+        assert not crash, '%s: %s --check crashed: %s' % (self.name, playbook, crash)
+        changed = changes(before, self.state(since))
+        assert not changed, '%s: %s --check changed %s' % (self.name, playbook, changed)
+        return run
+
+    def compare_twin(self, twin, run, runtime=None):
+        """Record how the check twin agreed with the real run; a divergence is kept as an error for the
+        case's test to raise (the scenario itself runs on)."""
+        try:
+            self.checks.append(compare_check(twin.rc != 0, error_text(twin), run.rc != 0, error_text(run), runtime))
+        except AssertionError as exc:
+            self.checks.append(('diverged', '%s (run %d)' % (exc, len(self.runs) + 1)))
 
     def keep(self, run):
         self.runs.append(run)
@@ -168,9 +217,13 @@ class Case(object):
         proc.started = time.monotonic()
         return proc
 
-    def finish(self, proc, timeout=RUN_TIMEOUT):
+    def finish(self, proc, timeout=RUN_TIMEOUT, twin=None, runtime=None):
+        """The run started by start(); twin: its check-mode twin (check_twin before start), compared."""
         out = proc.communicate(timeout=timeout)[0]
-        return self.keep(Run(proc.returncode, out, time.monotonic() - proc.started))
+        run = Run(proc.returncode, out, time.monotonic() - proc.started)
+        if twin is not None:
+            self.compare_twin(twin, run, runtime)
+        return self.keep(run)
 
     def fs(self, host, path):
         return self.lab.resolve(int(host[3:]), path)
@@ -202,7 +255,9 @@ class Case(object):
         """Files and outputs of this case that hold the secret token."""
         needle = self.secret.token
         hits = ['ansible output of run %d' % number for number, run in enumerate(self.runs) if needle in run.out]
-        roots = [self.reports] + [os.path.join(self.lab.host_dir(int(host[3:])), 'upper') for host in self.hosts]
+        hits += ['ansible output of check run %d' % number for number, run in enumerate(self.check_runs)
+                 if needle in run.out]
+        roots = [self.reports, self.reports + '-check'] + [os.path.join(self.lab.host_dir(int(host[3:])), 'upper') for host in self.hosts]
         for root in roots:
             for base, _dirs, names in os.walk(root):
                 for name in names:
@@ -245,12 +300,7 @@ def changed_tasks(run, pattern):
 
 def error_text(run):
     """The operator-facing error of a failed run: the last [ERROR] with the line after it."""
-    lines = run.out.splitlines()
-    for number in range(len(lines) - 1, -1, -1):
-        if lines[number].startswith('[ERROR]'):
-            text = ' '.join(line.strip() for line in lines[number:number + 3] if not line.startswith('Origin'))
-            return re.sub(r'^\[ERROR\]: (Task failed: )?(Action failed: )?', '', text)
-    return ''
+    return last_error(run.out)
 
 
 # ------------------------------------------------------------------------------------ scenarios
@@ -324,9 +374,11 @@ def two_alerts_at_once(case, receiver):
     host = case.hosts[0]
     break_host(case, host, 'corrupt_db')
     prior = PriorState(case.live_db(host))
+    twin = case.check_twin('p0_response.yml')
     first = case.start('p0_response.yml')
     second = case.start('p0_response.yml')
-    runs = [case.finish(first), case.finish(second)]
+    runs = [case.finish(first, twin=twin, runtime='the other run holds the remediation lock'),
+            case.finish(second, twin=twin, runtime='the other run holds the remediation lock')]
     preserved = []
     for base, dirs, _names in os.walk(case.fs(host, PRESERVE)):
         preserved += [name for name in dirs if 'pre-restore' in name]
@@ -347,6 +399,7 @@ def sigkill_mid_restore(case, receiver):
     prior = PriorState(live)
     journal = live + '.restore-journal.json'
     preserve = case.fs(host, PRESERVE)
+    case.check_twin('p0_response.yml')   # the killed run's twin: nothing to compare with a killed run
     proc = case.start('p0_response.yml')
     killed_at = None
     deadline = time.monotonic() + 600
@@ -414,8 +467,9 @@ def unreachable_mid_rollout(case, receiver):
         subprocess.run(['ip', '-n', netns, 'link', 'set', 'eth0', state], check=True)
 
     # 1. serial 1, max_fail_percentage 0: the rollout stops at the lost host; the last is untouched
-    proc = case.start('maintenance.yml', extra={'claude_flow_maintenance_serial': 1,
-                                                'claude_flow_maintenance_max_fail_percentage': 0})
+    first_batch = {'claude_flow_maintenance_serial': 1, 'claude_flow_maintenance_max_fail_percentage': 0}
+    twin = case.check_twin('maintenance.yml', extra=first_batch)
+    proc = case.start('maintenance.yml', extra=first_batch)
     seen = ''
     while proc.poll() is None:
         line = proc.stdout.readline()
@@ -424,7 +478,9 @@ def unreachable_mid_rollout(case, receiver):
             link('down')
             break
     rest = proc.communicate(timeout=RUN_TIMEOUT)[0]
-    stopped = case.keep(Run(proc.returncode, seen + rest, time.monotonic() - proc.started))
+    stopped = Run(proc.returncode, seen + rest, time.monotonic() - proc.started)
+    case.compare_twin(twin, stopped, runtime='%s went unreachable in the middle of the run' % lost_host)
+    case.keep(stopped)
     results['stopped'] = stopped
     results['last_untouched'] = _release_sums(case, last) == last_files
     results['last_backups'] = _listing(case, last, BACKUPS)
@@ -509,6 +565,9 @@ def outcome(scenarios, name, fault=None):
     result, case = scenarios['futures'][name].result(timeout=2 * RUN_TIMEOUT)
     if fault is not None:
         fault.hosts = case.hosts
+        fault.checks = [check for check in case.checks if check[0] != 'diverged']
+        diverged = [note for check, note in case.checks if check == 'diverged']
+        assert not diverged, 'check mode diverged from the real run: %s' % ' | '.join(diverged)
     return result, case
 
 

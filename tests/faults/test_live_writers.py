@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import PriorState, integrity, make_db, sha256
-from module_runner import run_module  # tests/lab, put on sys.path by conftest
+from conftest import check_module, compare_module, run_module  # each real run preceded by its check-mode twin
 
 # One row per connection: open, BEGIN IMMEDIATE, INSERT, COMMIT, close; print the id once COMMIT returned.
 # A locked DB (SQLITE_BUSY after its busy timeout) is a failed write the writer knows about: not reported.
@@ -138,8 +138,11 @@ def test_per_commit_writer_during_restore_loses_no_committed_row(tmp_path, fault
     db, backups = live_app(tmp_path)
     preserve = str(tmp_path / 'preserved')
     rounds, lost_rows, restored, refused, late, committed_total, turned_away = 3, set(), 0, 0, 0, 0, 0
+    restore_args = {'path': db, 'backup_dir': backups, 'preserve_dir': preserve, 'force': True}
     for attempt in range(rounds):
         stop = str(tmp_path / ('stop-%d' % attempt))
+        # the check-mode twin before the writers start: the timing between writer and restore stays the case's
+        twin = check_module('memory_db_restore', restore_args)
         writers = []
         if delay < 0:
             writers.append(PerCommitWriter(db, stop, pause, attempt * 1000000))
@@ -152,8 +155,8 @@ def test_per_commit_writer_during_restore_loses_no_committed_row(tmp_path, fault
         if starter:
             starter.start()
         # force: the holder scan may or may not catch a per-commit writer; every round goes to the lock and swap
-        result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'preserve_dir': preserve,
-                                                  'force': True})
+        result = run_module('memory_db_restore', restore_args, check=False)
+        compare_module('memory_db_restore', twin, result, runtime=LIVE_WRITER)
         if starter:
             starter.join()
         time.sleep(0.3)
@@ -197,10 +200,13 @@ def test_per_commit_writer_on_a_rollback_journal_db(tmp_path, fault):
     lost_rows, committed_total, restored = set(), 0, 0
     for attempt in range(3):
         stop = str(tmp_path / ('stop-%d' % attempt))
+        restore_args = {'path': db, 'backup_dir': backups, 'preserve_dir': preserve, 'force': True,
+                        'journal_mode': 'delete'}
+        twin = check_module('memory_db_restore', restore_args)
         writer = PerCommitWriter(db, stop, 0.005, attempt * 1000000)
         time.sleep(0.2)
-        result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'preserve_dir': preserve,
-                                                  'force': True, 'journal_mode': 'delete'})
+        result = run_module('memory_db_restore', restore_args, check=False)
+        compare_module('memory_db_restore', twin, result, runtime=LIVE_WRITER)
         time.sleep(0.2)
         open(stop, 'w').close()
         writer.finish()
@@ -213,6 +219,8 @@ def test_per_commit_writer_on_a_rollback_journal_db(tmp_path, fault):
               'missing' % (restored, committed_total, len(lost_rows)))
     assert not lost_rows and restored == 3
 
+
+LIVE_WRITER = 'a live writer held the DB while the restore ran'
 
 HOLDER = r'''
 import sqlite3, sys, time
@@ -232,7 +240,8 @@ def test_force_with_a_connection_that_stays_open_changes_nothing(tmp_path, fault
         assert holder.stdout.readline().strip() == 'ready'
         prior = PriorState(db)
         result = run_module('memory_db_restore', {'path': db, 'backup_dir': backups, 'force': True,
-                                                  'lock_timeout': 2, 'preserve_dir': str(tmp_path / 'preserved')})
+                                                  'lock_timeout': 2, 'preserve_dir': str(tmp_path / 'preserved')},
+                            runtime='force skips the holder scan; the exclusive lock is only tried when acting')
         lost = prior.lost()
     finally:
         holder.kill()
@@ -314,17 +323,19 @@ def test_sidecar_symlink_swapped_in_after_the_check_is_never_followed(tmp_path, 
                 os.unlink(wal)
             except OSError:
                 pass
+    restore_args = {'path': db, 'backup_dir': backups, 'preserve_dir': str(tmp_path / 'preserved'), 'force': True}
+    twin = check_module('memory_db_restore', restore_args)   # before the swapping starts
     flipper = threading.Thread(target=flip)
     flipper.start()
     results = []
     try:
         for _round in range(4):
-            results.append(run_module('memory_db_restore', {'path': db, 'backup_dir': backups,
-                                                            'preserve_dir': str(tmp_path / 'preserved'),
-                                                            'force': True}))
+            results.append(run_module('memory_db_restore', restore_args, check=False))
     finally:
         state['stop'] = True
         flipper.join()
+    for result in results:
+        compare_module('memory_db_restore', twin, result, runtime='a sidecar became a symlink while it ran')
     copies = [os.path.join(base, name) for base, _dirs, names in os.walk(str(tmp_path / 'preserved'))
               for name in names if not os.path.islink(os.path.join(base, name))
               and open(os.path.join(base, name), 'rb').read() == SECRET]

@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from conftest import LAB_PY, REPO, PriorState
+from conftest import LAB_PY, REPO, PriorState, compare_check, crash_in, last_error
 
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab_tests'))
@@ -66,19 +66,32 @@ def p0(broken_host, extra, vault_file=None):
         cmd += ['-e', '%s=%s' % (key, value)]
     if vault_file:
         cmd += ['-e', '@' + vault_file]
-    before = PriorState(the_lab.resolve(1, LIVE_DB))
-    incidents = sorted(os.listdir(the_lab.resolve(1, INCIDENTS)))
-    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=600, check=False)
-    after = PriorState(the_lab.resolve(1, LIVE_DB))
-    untouched = (before.files == after.files and the_lab.service_state(1) == 'active'
-                 and not os.path.exists(the_lab.resolve(1, GUARD_LOCK))
-                 and sorted(os.listdir(the_lab.resolve(1, INCIDENTS))) == incidents
-                 and not receiver.received())
-    return proc, untouched
+
+    def run(command):
+        before = PriorState(the_lab.resolve(1, LIVE_DB))
+        incidents = sorted(os.listdir(the_lab.resolve(1, INCIDENTS)))
+        proc = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=600, check=False)
+        after = PriorState(the_lab.resolve(1, LIVE_DB))
+        untouched = (before.files == after.files and the_lab.service_state(1) == 'active'
+                     and not os.path.exists(the_lab.resolve(1, GUARD_LOCK))
+                     and sorted(os.listdir(the_lab.resolve(1, INCIDENTS))) == incidents
+                     and not receiver.received())
+        return proc, untouched
+
+    # the check-mode twin first, on the same state: no crash, nothing touched, the same refusal
+    twin, twin_untouched = run(cmd + ['--check'])
+    assert not crash_in(twin.stdout), crash_in(twin.stdout)
+    assert twin_untouched, 'the --check run locked, paged, wrote or stopped something'
+    proc, untouched = run(cmd)
+    outcome = compare_check(twin.returncode != 0, last_error(twin.stdout), proc.returncode != 0,
+                            last_error(proc.stdout))
+    return proc, untouched, outcome
 
 
-def refused(fault, proc, untouched, *phrases):
+def refused(fault, run, *phrases):
+    proc, untouched, check = run
+    fault.checks.append(check)
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert 'Refusing to start on lab1 (nothing was locked, paged or changed)' in proc.stdout, proc.stdout[-3000:]
     for phrase in phrases:
@@ -90,22 +103,21 @@ def refused(fault, proc, untouched, *phrases):
 
 @pytest.mark.fault('operator input', 'Wrong service name (-e claude_flow_service_name=claude-code-prod) on a P0 host')
 def test_wrong_service_name(broken_host, fault):
-    proc, untouched = p0(broken_host, {'claude_flow_service_name': 'claude-code-prod'})
-    refused(fault, proc, untouched, 'systemd unit claude-code-prod not found', 'Fix: set claude_flow_service_name')
+    refused(fault, p0(broken_host, {'claude_flow_service_name': 'claude-code-prod'}),
+            'systemd unit claude-code-prod not found', 'Fix: set claude_flow_service_name')
 
 
 @pytest.mark.fault('operator input', 'DB path typo (memroy.db) on a P0 host')
 def test_db_path_typo(broken_host, fault):
-    proc, untouched = p0(broken_host, {'claude_flow_db_path': '/opt/claude-code-production/.swarm/memroy.db'})
-    refused(fault, proc, untouched, 'memroy.db does not exist', LIVE_DB, 'Fix: set claude_flow_db_path')
+    refused(fault, p0(broken_host, {'claude_flow_db_path': '/opt/claude-code-production/.swarm/memroy.db'}),
+            'memroy.db does not exist', LIVE_DB, 'Fix: set claude_flow_db_path')
 
 
 @pytest.mark.fault('operator input', 'No backups present (releases and backup dirs point where there are none)')
 def test_no_backups_present(broken_host, fault):
-    proc, untouched = p0(broken_host, {'claude_flow_releases_dir': '/opt/no-releases-here',
-                                       'claude_flow_backup_dir': '/var/backups/none-here'})
-    refused(fault, proc, untouched, 'no DB backup', 'claude_flow_preflight_require_backup=false',
-            'playbooks/backup.yml')
+    refused(fault, p0(broken_host, {'claude_flow_releases_dir': '/opt/no-releases-here',
+                                    'claude_flow_backup_dir': '/var/backups/none-here'}),
+            'no DB backup', 'claude_flow_preflight_require_backup=false', 'playbooks/backup.yml')
 
 
 @pytest.mark.fault('operator input', 'Vault-encrypted Slack URL, run without the vault password')
@@ -119,8 +131,9 @@ def test_vault_password_missing(broken_host, fault):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=True).stdout
     vault_file = work / 'vault.yml'
     vault_file.write_text(encrypted)
-    proc, untouched = p0(broken_host, {}, vault_file=str(vault_file))
-    refused(fault, proc, untouched, 'vault_claude_flow_slack_webhook_url', 'cannot be decrypted',
+    run = p0(broken_host, {}, vault_file=str(vault_file))
+    proc = run[0]
+    refused(fault, run, 'vault_claude_flow_slack_webhook_url', 'cannot be decrypted',
             '--vault-id <id>@prompt', '--ask-vault-pass')
     assert VAULT_PASSWORD not in proc.stdout
     fault.secrets(0)

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import COLLECTIONS, REPO, PriorState, gen, make_db
 from digests import tree_digests
-from module_runner import run_module  # tests/lab, put on sys.path by conftest
+from conftest import run_module  # each real run preceded by its check-mode twin
 
 STANDIN = os.path.join(REPO, 'tests', 'lab', 'standins', 'claude-flow')
 LAB_OPS = {'ops_per_second': {'P0': 0.05, 'P1': 0.1, 'P2': 0.15}}

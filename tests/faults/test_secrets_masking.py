@@ -26,7 +26,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from conftest import LAB_PY, REPO
+from conftest import LAB_PY, REPO, changes, compare_check, crash_in, last_error, record_check, snapshot
 
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab_tests'))
 
@@ -158,7 +158,8 @@ class Run(object):
         self.rc, self.out, self.work, self.since = rc, out, work, since
 
     def files(self):
-        found = read_tree(os.path.join(self.work, 'incidents'), os.path.join(self.work, 'reports'))
+        found = read_tree(os.path.join(self.work, 'incidents'), os.path.join(self.work, 'reports'),
+                          os.path.join(self.work, 'reports-check'))
         return dict((os.path.relpath(path, self.work), text) for path, text in found.items())
 
     def record(self):
@@ -202,7 +203,7 @@ def holding(places, token):
 def leaks(run, token, receiver):
     """The places that hold the token or a part of it: the ansible output, each written file, each
     message body the receiver got."""
-    places = {'ansible output': run.out}
+    places = {'ansible output': run.out, 'check-mode ansible output': run.check_out}
     places.update(run.files())
     places.update(messages(receiver, run.since))
     return holding(places, token)
@@ -227,9 +228,22 @@ def play(tmp_path, receiver, endpoints, failure='', verbose='-v', playbook=PLAYB
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''))
     since = time.time()
     cmd = ['ansible-playbook', '-i', 'localhost,', os.path.join(work, 'play.yml'), '-e', '@' + vars_file]
-    proc = subprocess.run(cmd + ([verbose] if verbose else []), cwd=REPO, env=env, stdout=subprocess.PIPE,
+    cmd += [verbose] if verbose else []
+    # the check-mode twin first: no crash, nothing sent, no incident file written, the same outcome
+    incidents = snapshot([os.path.join(work, 'incidents')])
+    twin = subprocess.run(cmd + ['--check', '-e', 'claude_flow_reports_dir=' + os.path.join(work, 'reports-check')],
+                          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=RUN_TIMEOUT, check=False)
+    assert not crash_in(twin.stdout), crash_in(twin.stdout)
+    assert not [r for r in receiver.received() if r['time'] >= since], 'the --check run sent notifications'
+    assert changes(incidents, snapshot([os.path.join(work, 'incidents')])) == [], 'the --check run wrote incident files'
+    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=RUN_TIMEOUT, check=False)
-    return Run(proc.returncode, proc.stdout, work, since)
+    record_check(compare_check(twin.returncode != 0, last_error(twin.stdout), proc.returncode != 0,
+                               last_error(proc.stdout)))
+    run = Run(proc.returncode, proc.stdout, work, since)
+    run.check_out = twin.stdout
+    return run
 
 
 def no_leak(fault, run, token, receiver):
@@ -466,6 +480,7 @@ class _LabSecret(object):
     webhook and PagerDuty working; one token in all three."""
 
     def __init__(self, receiver, directory):
+        self.receiver = receiver
         self.token = token()
         self.directory = directory
         self.vars = {'claude_flow_slack_webhook_url': 'hooks.slack.com/services/T0LAB/B0LAB/' + self.token,
@@ -512,14 +527,17 @@ def test_lab_p0_with_malformed_slack_url(own_lab, receiver, tmp_path, fault):
     own_lab.break_host(1, 'service_down')
     since = time.time()
     run = case.playbook('p0_response.yml')
+    fault.checks = case.checks
+    assert [check for check in case.checks if check[0] == 'diverged'] == [], case.checks
     assert 'Traceback' not in run.out and run.rc == 0, run
-    places = dict(read_tree(case.reports, os.path.join(own_lab.host_dir(1), 'upper')), **{'ansible output': run.out})
+    places = dict(read_tree(case.reports, case.reports + '-check', os.path.join(own_lab.host_dir(1), 'upper')),
+                  **{'ansible output': run.out, 'check-mode ansible output': case.check_runs[0].out})
     places.update(messages(receiver, since))
     hits = holding(places, secret.token)
     fault.secrets(len(hits))
     fault.lost(0)
     assert hits == [], 'the secret (or a part of it) leaked into: %s' % hits
-    reports = [text for place, text in places.items() if place.startswith(case.reports) and place.endswith('.md')]
+    reports = [text for place, text in places.items() if place.startswith(case.reports + os.sep) and place.endswith('.md')]
     assert reports and 'Slack initial: NOT sent: claude_flow_slack_webhook_url has no scheme' in reports[0], reports
     delivered = [r for r in receiver.received('/webhook') if r['time'] >= since]
     pages = [r for r in receiver.received('/pagerduty') if r['time'] >= since]
