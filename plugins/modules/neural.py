@@ -47,10 +47,12 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Status and patterns only read, and run as usual; training runs nothing.
+    description: Patterns and 2.x status only read, and run as usual; training and 3.x status run nothing.
     details:
       - With O(command=train), check mode runs nothing and returns the command line in RV(would_run), with
-        C(changed=true). V(status) and V(patterns) only read and run in check mode too.
+        C(changed=true). V(patterns) and 2.x V(status) only read and run in check mode too.
+      - 3.x V(status) downloads an embedding model on first use and caches it; check mode runs nothing and
+        returns V(not_run) with the command line in RV(would_run).
   diff_mode:
     description: Nothing is compared; training output is returned instead.
     support: none
@@ -88,12 +90,13 @@ RETURN = r'''
 status:
   description:
     - V(ok) when the command ran and its output was understood, V(unsupported) when this release lacks it,
-      V(error) (with the task failed) when it failed, timed out or printed something not understood.
+      V(error) (with the task failed) when it failed, timed out or printed something not understood,
+      V(not_run) for 3.x O(command=status) in check mode (see RV(would_run)).
   returned: always
   type: str
   sample: ok
 reason:
-  description: Why the status is V(unsupported); else null.
+  description: Why the status is V(unsupported) or V(not_run); else null.
   returned: always
   type: str
   sample: null
@@ -109,7 +112,8 @@ cli_command:
   elements: str
   sample: ["/opt/claude-code-production/node_modules/.bin/claude-flow", "neural", "status"]
 would_run:
-  description: In check mode with O(command=train), the command line that would be run.
+  description: In check mode with O(command=train), or with O(command=status) on 3.x, the command line that
+    would be run.
   returned: always
   type: list
   elements: str
@@ -244,6 +248,10 @@ def main():
             module.exit_json(**finish(changed=True, would_run=[cli.executable] + args))
     elif command == 'status':
         args = claude_flow.NEURAL_STATUS_ARGS
+        if module.check_mode and version['major'] >= 3:
+            module.exit_json(**finish(status='not_run', would_run=[cli.executable] + args, reason=(
+                'check mode: claude-flow %s `neural status` downloads an embedding model on first use and writes '
+                'its cache, so it is not run' % version['version'])))
     else:
         args = claude_flow.NEURAL_PATTERNS_ARGS
 

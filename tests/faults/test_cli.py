@@ -15,14 +15,12 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_module  # run_module: each real run preceded by its check-mode twin
 
 STANDIN = os.path.join(REPO, 'tests', 'lab', 'standins', 'claude-flow')
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 
 import lab as labmod  # noqa: E402  (tests/lab is not a package)
-
-from conftest import run_module  # noqa: E402  (each real run preceded by its check-mode twin)
 
 
 @pytest.fixture

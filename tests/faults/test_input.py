@@ -9,8 +9,7 @@ import os
 
 import pytest
 
-from conftest import PriorState, make_db
-from conftest import run_module  # each real run preceded by its check-mode twin
+from conftest import PriorState, make_db, run_module  # run_module: each real run preceded by its check-mode twin
 
 
 @pytest.fixture

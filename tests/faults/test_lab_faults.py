@@ -26,8 +26,8 @@ import time
 
 import pytest
 
-from conftest import (LAB_PY, REPO, PriorState, changes, compare_check, crash_in, integrity, last_error, sha256,
-                      snapshot)
+from conftest import (LAB_PY, REPO, CheckDiverged, PriorState, changes, compare_check, crash_in, gen, integrity,
+                      last_error, sha256, snapshot)
 
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab'))
 sys.path.insert(0, os.path.join(REPO, 'tests', 'lab_tests'))
@@ -200,7 +200,7 @@ class Case(object):
         case's test to raise (the scenario itself runs on)."""
         try:
             self.checks.append(compare_check(twin.rc != 0, error_text(twin), run.rc != 0, error_text(run), runtime))
-        except AssertionError as exc:
+        except CheckDiverged as exc:
             self.checks.append(('diverged', '%s (run %d)' % (exc, len(self.runs) + 1)))
 
     def keep(self, run):
@@ -516,6 +516,24 @@ def _listing(case, host, path):
                   for name in names)
 
 
+def no_usable_backup(case, receiver):
+    """A live DB that is not a database any more (its header overwritten: .recover cannot salvage it) and
+    no DB backup anywhere; the preflight's backup gate is waived so the response reaches the recovery."""
+    host = case.hosts[0]
+    for base, _dirs, names in os.walk(case.lab.fs(int(host[3:]), RELEASES)):
+        for name in names:
+            if name.startswith('memory.db.backup'):
+                os.unlink(os.path.join(base, name))
+    shutil.rmtree(case.lab.fs(int(host[3:]), BACKUPS), ignore_errors=True)
+    os.makedirs(case.lab.fs(int(host[3:]), BACKUPS))
+    live = case.live_db(host)
+    gen.corrupt(live, 'not_a_database')
+    prior = PriorState(live)
+    run = case.playbook('p0_response.yml', extra={'claude_flow_preflight_require_backup': 'false'})
+    return {'run': run, 'lost': prior.lost(*case.preserve_dirs(host)), 'lock': case.lock_held(host),
+            'unchanged': sha256(live) == prior.files[live][0]}
+
+
 def notify_endpoints_down(case, receiver):
     host = case.hosts[0]
     break_host(case, host, 'service_down')
@@ -536,8 +554,14 @@ SCENARIOS = {
     'path_outside_roots': (bad_variable({'claude_flow_db_path': '/etc/passwd'}, check_file='/etc/passwd'), ['lab9']),
     'unknown_severity': (bad_variable({'claude_flow_severity': 'P7'}), ['lab10']),
     'notify_endpoints_down': (notify_endpoints_down, ['lab11']),
+    # on lab9 once path_outside_roots is done there (that case is refused before it touches anything)
+    'no_usable_backup': (no_usable_backup, ['lab9']),
     'unreachable_mid_rollout': (unreachable_mid_rollout, ['lab12', 'lab13', 'lab14']),
 }
+
+
+# Scenarios that reuse a host once the one named has finished with it.
+AFTER = {'no_usable_backup': 'path_outside_roots'}
 
 
 @pytest.fixture(scope='module')
@@ -551,6 +575,8 @@ def scenarios(lab, tmp_path_factory):
 
     def run(name):
         function, hosts = SCENARIOS[name]
+        if name in AFTER:
+            started[AFTER[name]].exception()   # wait for the case that had the host first
         case = Case(lab, secret, name, hosts, work)
         return function(case, receiver), case
 
@@ -561,13 +587,16 @@ def scenarios(lab, tmp_path_factory):
     receiver.stop()
 
 
-def outcome(scenarios, name, fault=None):
+def outcome(scenarios, name, fault=None, check=True):
+    """A scenario's (result, case); with fault: the case's hosts and check twins recorded on it, and
+    (check=True) CheckDiverged raised when a twin did not agree with its real run."""
     result, case = scenarios['futures'][name].result(timeout=2 * RUN_TIMEOUT)
-    if fault is not None:
+    if fault is not None and check:
         fault.hosts = case.hosts
         fault.checks = [check for check in case.checks if check[0] != 'diverged']
         diverged = [note for check, note in case.checks if check == 'diverged']
-        assert not diverged, 'check mode diverged from the real run: %s' % ' | '.join(diverged)
+        if diverged:
+            raise CheckDiverged('check mode diverged from the real run: %s' % ' | '.join(diverged))
     return result, case
 
 
@@ -577,10 +606,11 @@ def record_secrets(fault, case):
     assert hits == [], 'the notification secret leaked into: %s' % hits
 
 
-def single_run(scenarios, name, fault):
+def single_run(scenarios, name, fault, check=True):
     """A one-playbook scenario's outcome: the run ended without a traceback, no prior DB byte was lost,
-    the notification secret leaked nowhere. Returns (result, case, run)."""
-    result, case = outcome(scenarios, name, fault)
+    the notification secret leaked nowhere. Returns (result, case, run). check=False: the test compares
+    the check twins itself at its end (outcome), after the real run's own assertions."""
+    result, case = outcome(scenarios, name, fault, check=check)
     run = result['run']
     clean_run(run)
     fault.lost(result['lost'])
@@ -596,6 +626,7 @@ def tail(run, pattern):
 
 
 # ------------------------------------------------------------------------------------ rollback
+
 
 @pytest.mark.fault('rollback', 'No previous release to roll back to (truth score 0.80)')
 def test_rollback_no_previous_release(scenarios, fault):
@@ -648,6 +679,24 @@ def test_service_fails_after_rollback(scenarios, fault):
         os.path.basename(result['link_after']), result['service'], result['health']))
     assert rolled_forward or stopped, ('after a failed rollback the service is left running on the bad release '
                                        '(/health %s): neither rolled forward nor stopped' % result['health'])
+
+
+# The response's DB recovery (roles/db_recovery) decides in check mode on a dry run that does not fail the
+# way the real run does: with nothing usable it says "Would restore ... from none" and ends rc 0. The role
+# is being moved onto memory_db_restore's own dry run; this marker goes with that change.
+CHECK_MODE_DB_RECOVERY_GAP = pytest.mark.xfail(
+    strict=True, raises=CheckDiverged, reason='check mode of roles/db_recovery: with no usable backup it plans a '
+    'restore "from none" and passes where the real run fails with NOTHING USABLE')
+
+
+@CHECK_MODE_DB_RECOVERY_GAP
+@pytest.mark.fault('backups', 'No usable backup and a DB .recover cannot salvage (preflight backup gate waived)')
+def test_no_usable_backup(scenarios, fault):
+    result, _case, run = single_run(scenarios, 'no_usable_backup', fault, check=False)
+    assert result['unchanged'] and not result['lock'], result
+    assert run.rc != 0 and 'NOTHING USABLE' in run.out, run
+    fault.did('stopped with "%s"; the damaged DB untouched; lock released' % fault.clip(error_text(run), 260))
+    outcome(scenarios, 'no_usable_backup', fault)   # the check twin last: its gap is the expected failure
 
 
 # ------------------------------------------------------------------------------------ process

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from conftest import PriorState, integrity, make_db, sha256
-from conftest import check_module, compare_module, run_module  # each real run preceded by its check-mode twin
+# run_module: each real run preceded by its check-mode twin
+from conftest import PriorState, check_module, compare_module, integrity, make_db, record_check, run_module, sha256
 
 # One row per connection: open, BEGIN IMMEDIATE, INSERT, COMMIT, close; print the id once COMMIT returned.
 # A locked DB (SQLITE_BUSY after its busy timeout) is a failed write the writer knows about: not reported.
@@ -448,6 +448,8 @@ def test_sigkilled_backup_temp_is_swept_by_the_next_run(tmp_path, fault):
     db = make_db(str(tmp_path / 'app' / '.swarm' / 'memory.db'), rows=60000)
     dest = str(tmp_path / 'backups')
     prior = PriorState(db)
+    check_module('memory_db_backup', {'path': db, 'dest': dest, 'timestamped': True})   # the killed run's twin
+    record_check(('runtime-only', 'the real run is killed'))
     proc = _spawn_module('memory_db_backup', {'path': db, 'dest': dest, 'timestamped': True})
     deadline = time.monotonic() + 60
     # killed once its temp copy is full size (the copy is done, its integrity_check runs)
@@ -494,12 +496,15 @@ def test_six_concurrent_backups_get_distinct_names_and_keep_is_honoured(tmp_path
     db = make_db(str(tmp_path / 'app' / '.swarm' / 'memory.db'), rows=3000)
     dest = str(tmp_path / 'backups')
     prior = PriorState(db)
-    procs = [_spawn_module('memory_db_backup', {'path': db, 'dest': dest, 'timestamped': True, 'keep': 3})
-             for _index in range(6)]
+    args = {'path': db, 'dest': dest, 'timestamped': True, 'keep': 3}
+    twin = check_module('memory_db_backup', args)   # once, before the six start at the same moment
+    procs = [_spawn_module('memory_db_backup', args) for _index in range(6)]
     results = []
     for proc in procs:
         out, _err = proc.communicate(timeout=120)
         results.append(json.loads(out))
+    for result in results:
+        compare_module('memory_db_backup', twin, result, runtime='another backup ran at the same moment')
     paths = [result.get('backup_path') for result in results]
     remaining = sorted(os.path.join(base, name) for base, _dirs, names in os.walk(dest) for name in names
                        if name == 'memory.db.backup')

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from conftest import PriorState, make_db
-from conftest import run_module  # each real run preceded by its check-mode twin
+from conftest import PriorState, make_db, run_module  # run_module: each real run preceded by its check-mode twin
 from test_input import refused
 
 # A module that blocks on a FIFO would hang until run_module's own timeout; this is far below it.

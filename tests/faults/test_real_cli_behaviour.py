@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from conftest import COLLECTIONS, REPO, PriorState, gen, make_db
+# run_module: each real run preceded by its check-mode twin
+from conftest import COLLECTIONS, REPO, PriorState, compare_check, crash_in, gen, make_db, record_check, run_module
 from digests import tree_digests
-from conftest import run_module  # each real run preceded by its check-mode twin
 
 STANDIN = os.path.join(REPO, 'tests', 'lab', 'standins', 'claude-flow')
 LAB_OPS = {'ops_per_second': {'P0': 0.05, 'P1': 0.1, 'P2': 0.15}}
@@ -66,8 +66,18 @@ def playbook(tmp_path, tasks, check=False):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, 'ansible.cfg'), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                ANSIBLE_STDOUT_CALLBACK='json')
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-               '-e', 'ansible_python_interpreter=%s' % sys.executable, str(book)] + (['--check'] if check else [])
-    proc = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+               '-e', 'ansible_python_interpreter=%s' % sys.executable, str(book)]
+    if check:
+        record_check(('check-mode case', ''))
+    else:
+        # the check-mode twin first: no crash, the same outcome (the tasks write nothing here either way)
+        twin = subprocess.run(command + ['--check'], env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert not crash_in(twin.stdout + twin.stderr), crash_in(twin.stdout + twin.stderr)
+    proc = subprocess.run(command + (['--check'] if check else []), env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=300, check=False)
+    if not check:
+        record_check(compare_check(twin.returncode != 0, twin.stderr, proc.returncode != 0, proc.stderr))
     try:
         report = json.loads(proc.stdout)
     except ValueError:

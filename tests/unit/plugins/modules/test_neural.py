@@ -112,11 +112,13 @@ def test_epochs_range_is_named(tmp_path, epochs):
     assert result['failed'] and 'epochs must be between 1 and 10000' in result['msg']
 
 
-def test_status_in_check_mode_still_reads(tmp_path):
+def test_status_on_3x_in_check_mode_runs_nothing(tmp_path):
+    # 3.x `neural status` downloads an embedding model on first use and caches it: not a read.
     app = make_app(tmp_path, '3.43.0')
     result = run_module('neural', {'app_dir': app}, check_mode=True)
-    assert result['changed'] is False and len(result['components']) == 12
-    assert result['rc'] == 0
+    assert (result['changed'], result['status'], result['cli_command']) == (False, 'not_run', None)
+    assert result['would_run'] == [os.path.join(app, 'node_modules', '.bin', 'claude-flow'), 'neural', 'status']
+    assert 'downloads an embedding model' in result['reason'] and 'rc' not in result
 
 
 @pytest.mark.parametrize('args, words', [
