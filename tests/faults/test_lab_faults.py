@@ -49,7 +49,7 @@ BACKUPS = '/var/backups/claude-code'
 RUN_TIMEOUT = 900
 # What a check-mode run must leave as it was on a host: the production link, every release (the live DB
 # set is in one), the collection's state (preserve dirs, lock, history), incident records, backups.
-HOST_STATE = (APP_LINK, RELEASES, '/var/lib/claude-flow-runbook', '/var/log/claude-code', BACKUPS)
+HOST_STATE = (APP_LINK, RELEASES, '/var/lib/claude-flow-runbook', INCIDENTS, BACKUPS)
 # Every run's full output is kept here (tests/output is not committed), named <case>-<n>.log.
 RUN_LOGS = os.path.join(
     os.path.dirname(os.environ.get('FAULTS_OUTCOMES') or os.path.join(REPO, 'tests', 'output', 'faults.json')),
@@ -362,7 +362,8 @@ def service_fails_after_rollback(case, receiver):
     break_host(case, host, 'truth_low_p0')
     prior = PriorState(case.live_db(host))
     link = case.link(host)
-    run = case.playbook('p0_response.yml')
+    run = case.playbook('p0_response.yml', runtime='the release rolled back to answers /health 503 only once the '
+                        'service runs on it')
     return {'run': run, 'link_before': link, 'link_after': case.link(host),
             'health': case.lab.health(int(host[3:])), 'service': case.lab.service_state(int(host[3:])),
             'lock': case.lock_held(host), 'lost': prior.lost(*case.preserve_dirs(host)),
@@ -823,6 +824,7 @@ def test_no_secret_anywhere(scenarios, fault):
     for name in SCENARIOS:
         _result, case = outcome(scenarios, name)
         hits += case.secret_hits()
+        fault.checks += [check for check in case.checks if check[0] != 'diverged']   # the twins' secrets too
     deliveries = scenarios['receiver'].received()
     assert deliveries, 'no notification reached the receiver: the secret was never in use'
     fault.secrets(len(hits))

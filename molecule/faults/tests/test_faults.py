@@ -56,3 +56,12 @@ def test_no_half_done_restore_left(host, cases):
     if out.strip() and gaps:
         pytest.skip('%s holds %s; explained by the known gap(s) %s' % (name, out.split(), gaps))
     assert out.strip() == ''
+
+
+def test_playbook_cases_ran_their_check_mode_twins(cases):
+    """Every playbook-level case that ran a response recorded how its --check twin agreed with it (a
+    check-mode gap is a known gap, named in the case's detail)."""
+    missing = [case['id'] for case in cases if case['level'] == 'lab' and case['status'] == 'passed'
+               and not case.get('check')]
+    assert missing == []
+    assert sum(1 for case in cases if case.get('check')) >= 30
