@@ -269,8 +269,8 @@ def compare_check(check_failed, check_reason, real_failed, real_reason, runtime=
         raise CheckDiverged('check mode succeeds where the real run fails with "%s"' % real_reason)
     if real_failed:
         if reason(check_reason) != reason(real_reason):
-            raise CheckDiverged('check mode fails for another reason than the real run:\n  check: %s\n  real:  %s'
-                                 % (check_reason, real_reason))
+            raise CheckDiverged('check mode fails for another reason than the real run:\n  check: %s\n  real:  %s' % (
+                check_reason, real_reason))
         return 'same failure', ''
     return 'same plan', ''
 
