@@ -207,7 +207,7 @@ def hostile(tmp_path_factory):
         out['answers']['body_alert'] = eda.http('POST', url + '/alerts', whole, auth)
         out['answers']['body_template'] = eda.http('POST', url + '/alerts', tpl(str(side), 'body-raw').encode(), auth)
 
-        baseline_fds = fd_count(rulebook.proc.pid)
+        baseline_fds = fd_count(rulebook.process.proc.pid)
         out['answers']['deep'] = raw_request(port, post_bytes(b'[' * 50000 + b']' * 50000))
         out['answers']['auth_not_utf8'] = raw_request(port, post_bytes(b'{}', auth=False,
                                                                        extra=b'Authorization: Bearer \xff\xfe\xfd\r\n'))
@@ -221,7 +221,7 @@ def hostile(tmp_path_factory):
             loop.run_until_complete(asyncio.sleep(1))
             # While 20 slow clients hold connections, Alertmanager is still served.
             out['answers']['during_slowloris'] = eda.http('GET', url + '/health')
-            out['fds_during_slowloris'] = fd_count(rulebook.proc.pid) - baseline_fds
+            out['fds_during_slowloris'] = fd_count(rulebook.process.proc.pid) - baseline_fds
             out['slowloris'] = loop.run_until_complete(slow)
             out['slowloris_seconds'] = time.monotonic() - started
             out['flood'] = loop.run_until_complete(_flood(port, 150))
@@ -229,7 +229,7 @@ def hostile(tmp_path_factory):
             loop.close()
         out['answers']['after_flood'] = eda.http('GET', url + '/health')
         time.sleep(2)
-        out['fds_after_abuse'] = fd_count(rulebook.proc.pid) - baseline_fds
+        out['fds_after_abuse'] = fd_count(rulebook.process.proc.pid) - baseline_fds
 
         def done():
             if not rulebook.alive():
