@@ -176,7 +176,7 @@ class CheckDiverged(AssertionError):
     """A check run that did not agree with its real run (an expected gap is marked xfail(raises=...))."""
 
 
-CHECK_OUTCOMES = ('same plan', 'same failure', 'runtime-only', 'check-mode case')
+CHECK_OUTCOMES = ('same plan', 'same failure', 'runtime-only', 'check-mode case', 'diverged')
 CRASH = re.compile(r'Traceback \(most recent call last\)|^ERROR! |has no attribute|\bis undefined\b|undefined variable'
                    r'|AnsibleUndefined|Unexpected failure during module execution|unhandled exception', re.M)
 
