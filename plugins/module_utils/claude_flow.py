@@ -584,13 +584,15 @@ def parse_train_output(text):
 
 # ---------------------------------------------------------------- options shared by the modules
 
-def common_argument_spec():
-    """Options documented in the claude_flow doc fragment."""
-    return dict(
+def common_argument_spec(**options):
+    """Options documented in the claude_flow doc fragment, plus options."""
+    spec = dict(
         app_dir=dict(type='path', default=DEFAULT_APP_DIR),
         executable=dict(type='path'),
         timeout=dict(type='int'),
     )
+    spec.update(options)
+    return spec
 
 
 TIMEOUT_MAX = 86400  # a day: longer is a typo, and the hard timeout is what keeps a hung CLI from living on

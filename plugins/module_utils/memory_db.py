@@ -24,6 +24,7 @@ import sqlite3
 import stat
 import time
 
+from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_files
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
     RangeError, UnsafeFileError, check_range, kind_of, open_regular)
 
@@ -34,10 +35,34 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, keeps sanit
 
 SQLITE_HEADER = b'SQLite format 3\x00'
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+# File format bytes 18 and 19 of the header: 1 = rollback journal, 2 = WAL (sqlite.org/fileformat).
+HEADER_MODE_BYTES = {'delete': b'\x01\x01', 'wal': b'\x02\x02'}
 
 
 class MemoryDbError(Exception):
-    """A problem with the DB file, stated so that an operator knows what to do next."""
+    """A problem with the DB file, stated so that an operator knows what to do next.
+
+    The base of the backup, restore and recover errors; ``details`` go into the module's failed result."""
+
+    def __init__(self, message, **details):
+        super(MemoryDbError, self).__init__(message)
+        self.details = details
+
+
+def header_mode(path):
+    """'wal' or 'delete' from the file header; None when the header is unreadable."""
+    try:
+        with open(path, 'rb') as handle:
+            header = handle.read(20)
+    except OSError:
+        return None
+    return _header_journal(header)
+
+
+def _header_journal(header):
+    if len(header) < 20 or not header.startswith(SQLITE_HEADER):
+        return None
+    return 'wal' if header[18:20] == HEADER_MODE_BYTES['wal'] else 'delete'
 
 
 def inspect_file(path):
@@ -81,7 +106,7 @@ def inspect_file(path):
     page_count = int.from_bytes(header[28:32], 'big')
     info['header_ok'] = True
     # File format read/write versions 2 = WAL mode (bytes 18 and 19 of the header).
-    info['wal_mode'] = header[18] == 2 and header[19] == 2
+    info['wal_mode'] = _header_journal(header) == 'wal'
     size = info['size_bytes'] or 0
     if page_size and page_count and size < page_size * page_count and not info['wal_present']:
         info['problem'] = ('%s is truncated: its header declares %d pages of %d bytes (%d bytes) but the file '
@@ -91,10 +116,11 @@ def inspect_file(path):
 
 
 def connect(path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS, immutable=False):
-    """Open path. Read-only opens never create the file; read-write opens require it to exist.
+    """Open path by URI. Read-only opens never create the file; read-write opens require it to exist.
 
-    immutable=True (read-only only) also keeps SQLite from creating -wal/-shm beside a WAL-mode
-    file; only safe when no connection has the file open (no -wal/-shm exist).
+    immutable=True (read-only only) takes no locks and keeps SQLite from creating -wal/-shm beside
+    the file: only for files nobody writes (backups, our own temp files) or a WAL-mode DB that no
+    connection has open (no -wal/-shm exist).
     """
     if not os.path.isfile(path):
         raise MemoryDbError('%s does not exist; check the path option or restore from a backup' % path)
@@ -109,6 +135,67 @@ def connect(path, readonly=True, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS, immuta
     except sqlite3.Error as exc:
         raise MemoryDbError(describe_sqlite_error(path, exc))
     return conn
+
+
+def run_check(conn, pragma='integrity_check', limit=20):
+    """'ok', or the list of problems SQLite reports (an exception counts as a problem)."""
+    try:
+        rows = [str(row[0]) for row in conn.execute('PRAGMA %s(%d)' % (pragma, int(limit))).fetchall()]
+    except sqlite3.Error as exc:
+        return ['%s failed: %s' % (pragma, exc)]
+    return 'ok' if rows == ['ok'] else rows
+
+
+def check_file(path, pragma='integrity_check', readonly=True, immutable=False,
+               busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """run_check on a file of its own connection, closed again."""
+    conn = connect(path, readonly=readonly, immutable=immutable, busy_timeout_ms=busy_timeout_ms)
+    try:
+        return run_check(conn, pragma)
+    finally:
+        conn.close()
+
+
+def row_counts(conn):
+    """{table: rows} for every table; a table that cannot be counted gets None."""
+    counts = {}
+    try:
+        names = sorted(tables(conn))
+    except sqlite3.Error:
+        return counts
+    for name in names:
+        try:
+            counts[name] = conn.execute('SELECT count(*) FROM %s' % quote_ident(name)).fetchone()[0]
+        except sqlite3.Error:
+            counts[name] = None
+    return counts
+
+
+def profile_of(conn):
+    try:
+        return detect_profile(tables(conn))
+    except sqlite3.Error:
+        return 'unknown'
+
+
+def file_set(path):
+    """path and the -wal/-shm/-journal beside it: the files that together are one DB."""
+    return [path + suffix for suffix in safe_files.DB_SUFFIXES]
+
+
+def same_file_set(one, other):
+    """True when one is the DB other or one of its sidecars (by real path)."""
+    real = os.path.realpath(one)
+    return any(real == os.path.realpath(member) for member in file_set(other))
+
+
+def check_ranges(error, **options):
+    """error(message) naming the first integer option outside its valid range. options: name=(value, low, high)."""
+    for name in sorted(options):
+        value, low, high = options[name]
+        problem = safe_files.check_range(name, value, low, high)
+        if problem:
+            raise error(problem)
 
 
 def describe_sqlite_error(path, exc):
@@ -399,15 +486,20 @@ class Database(object):
         return False
 
 
-def common_argument_spec():
-    """Options every memory_db_* module shares (documented in the memory_db doc fragment)."""
-    return dict(
+def common_argument_spec(**options):
+    """Options every memory_db_* module shares (documented in the memory_db doc fragment), plus options."""
+    spec = dict(
         path=dict(type='path', required=True),
         busy_timeout=dict(type='int', default=DEFAULT_BUSY_TIMEOUT_MS),
     )
+    spec.update(options)
+    return spec
 
 
 BUSY_TIMEOUT_MAX_MS = 600000  # 10 minutes: a lock held longer is an incident of its own
+# Modules that copy or replace DB files (backup, restore, recover, preserve) allow longer waits.
+MAX_BUSY_TIMEOUT_MS = 3600 * 1000
+MAX_WAIT_S = 3600
 
 
 def check_busy_timeout(value):
@@ -419,9 +511,74 @@ def check_busy_timeout(value):
     return value
 
 
-def elapsed_ms(started):
-    """Milliseconds since a time.monotonic() reading, for every module's execution_time_ms."""
-    return int(round((time.monotonic() - started) * 1000))
+# How far the evidence search looks into a backup or preserve dir: enough for years of timestamped
+# backups, bounded so that a huge tree cannot stall the assessment.
+EVIDENCE_MAX_DEPTH = 3
+EVIDENCE_MAX_ENTRIES = 20000
+
+
+def _dangling_ancestor(path):
+    """The first ancestor of path that is a symlink to something gone (a deleted release dir), else None."""
+    probe = os.path.dirname(os.path.abspath(path))
+    while probe and probe != os.path.dirname(probe):
+        if os.path.islink(probe) and not os.path.exists(probe):
+            return probe
+        probe = os.path.dirname(probe)
+    return None
+
+
+def _find_copy(directory, name):
+    """A file under directory (bounded walk) that is a backup or preserved copy of a DB called name."""
+    if not directory or not os.path.isdir(directory):
+        return None
+    seen = 0
+    base_depth = directory.rstrip(os.sep).count(os.sep)
+    for root, dirs, files in os.walk(directory):
+        if root.count(os.sep) - base_depth >= EVIDENCE_MAX_DEPTH:
+            dirs[:] = []
+        seen += len(dirs) + len(files)
+        for item in files:
+            if item == name or item.startswith(name + '.backup') or item == 'MANIFEST.json':
+                return os.path.join(root, item)
+        if seen > EVIDENCE_MAX_ENTRIES:
+            return None
+    return None
+
+
+def existence_evidence(path, evidence_dirs=()):
+    """What says the DB at path existed once: its -wal/-shm/-journal, its growth samples, a dangling
+    symlink on its way (a deleted release), a backup or a preserved copy of it. [] when nothing does."""
+    found = ['%s exists' % (path + suffix) for suffix in ('-wal', '-shm', '-journal', '.growth.json')
+             if os.path.lexists(path + suffix)]
+    dangling = _dangling_ancestor(path)
+    if dangling:
+        found.append('%s is a symlink to %s, which is gone' % (dangling, os.readlink(dangling)))
+    for directory in evidence_dirs:
+        copy = _find_copy(directory, os.path.basename(path))
+        if copy:
+            found.append('%s holds a copy of it (%s)' % (directory, copy))
+    return found
+
+
+def missing_db_state(path, evidence_dirs=()):
+    """(state, sentence) for a DB path that does not exist.
+
+    missing      evidence says it existed: data loss (P0 db_missing).
+    config       its directory does not exist and nothing says a DB was ever there: a path typo.
+    not_created  its directory exists, nothing says a DB was ever there: a fresh install (claude-flow
+                 creates memory.db on the first `memory store`).
+    """
+    evidence = existence_evidence(path, evidence_dirs)
+    if evidence:
+        return 'missing', 'database %s does not exist, and it did: %s' % (path, '; '.join(evidence))
+    looked = ('no -wal/-shm, no growth samples, no backup or preserved copy in %s'
+              % (' or '.join(d for d in evidence_dirs if d) or 'no backup dir given'))
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return 'config', ('configuration problem: directory %s does not exist, so database path %s is likely a typo '
+                          '(nothing says a database was ever there: %s); check path and app_dir' % (parent, path, looked))
+    return 'not_created', ('database %s not created yet: nothing says it ever existed (%s); claude-flow creates it on '
+                           'the first `memory store`. If it should exist, check path' % (path, looked))
 
 
 def unopened_wal_db(file_info):

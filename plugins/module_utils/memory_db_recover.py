@@ -33,7 +33,6 @@ import time
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup as backups
 from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_files
 
 DEFAULT_TIMEOUT = 600
@@ -45,8 +44,8 @@ ROWID_MAX = 2 ** 63 - 1
 MAX_WARNINGS = 20
 
 
-class RecoverError(backups.BackupError):
-    pass
+class RecoverError(memory_db.MemoryDbError):
+    """A refusal or failure of a salvage."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +126,7 @@ def cli_recover(binary, source, tmp, timeout):
 
 def python_recover(source, tmp, busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS):
     """Copy what can be read from source into a new DB at tmp. Returns warnings."""
-    src = backups.connect_file(source, readonly=True, busy_timeout_ms=busy_timeout)
+    src = memory_db.connect(source, readonly=True, busy_timeout_ms=busy_timeout)
     warnings = []
     try:
         try:
@@ -298,9 +297,9 @@ def _insert(dst, insert, row, name, warnings):
 
 
 def _counts_of(path):
-    conn = backups.connect_file(path, immutable=True)
+    conn = memory_db.connect(path, immutable=True)
     try:
-        return backups.row_counts(conn)
+        return memory_db.row_counts(conn)
     finally:
         conn.close()
 
@@ -309,9 +308,10 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
             busy_timeout=memory_db.DEFAULT_BUSY_TIMEOUT_MS, check_mode=False, lock_timeout=db_swap.DEFAULT_LOCK_TIMEOUT,
             drain_timeout=db_swap.DEFAULT_DRAIN_TIMEOUT):
     """Salvage path into dest (see module docs); returns the module result without timing."""
-    backups.check_ranges(timeout=(timeout, 1, MAX_TIMEOUT), busy_timeout=(busy_timeout, 0, backups.MAX_BUSY_TIMEOUT_MS),
-                         lock_timeout=(lock_timeout, 1, backups.MAX_WAIT_S),
-                         drain_timeout=(drain_timeout, 1, backups.MAX_WAIT_S))
+    memory_db.check_ranges(RecoverError, timeout=(timeout, 1, MAX_TIMEOUT),
+                           busy_timeout=(busy_timeout, 0, memory_db.MAX_BUSY_TIMEOUT_MS),
+                           lock_timeout=(lock_timeout, 1, memory_db.MAX_WAIT_S),
+                           drain_timeout=(drain_timeout, 1, memory_db.MAX_WAIT_S))
     try:
         real = safe_files.resolve_db_path(path)
         dest_dir = os.path.realpath(os.path.dirname(os.path.abspath(dest)))
@@ -334,10 +334,10 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
     if os.path.getsize(real) == 0:
         raise RecoverError('%s is zero bytes long: there is nothing to recover; restore a verified backup '
                            '(memory_db_restore)' % path)
-    if backups.same_file_set(dest, real):
+    if memory_db.same_file_set(dest, real):
         raise RecoverError('dest %s is the database itself (or its -wal/-shm); dest must be a new file, e.g. '
                            '%s' % (dest, os.path.join(os.path.dirname(path), 'memory-recovered.db')))
-    if backup and backups.same_file_set(dest, backup):
+    if backup and memory_db.same_file_set(dest, backup):
         raise RecoverError('dest %s is the backup given in backup; choose a new file for dest' % dest)
     if os.path.isdir(dest):
         raise RecoverError('dest %s is a directory; dest must be the path of a new file' % dest)
@@ -368,7 +368,7 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
             ok, reason, warnings = cli_recover(binary, real, tmp, timeout)
             if not ok:
                 method, fallback_reason = 'python', reason + '; used the Python salvage instead'
-                safe_files.remove_files(backups.temp_sidecars(tmp))
+                safe_files.remove_files(memory_db.file_set(tmp))
         if method == 'python':
             try:
                 warnings = python_recover(real, tmp, busy_timeout)
@@ -382,12 +382,12 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute('PRAGMA journal_mode=DELETE').fetchone()
-            integrity = backups.run_check(conn, 'integrity_check')
-            counts = backups.row_counts(conn)
-            profile = backups.profile_of(conn)
+            integrity = memory_db.run_check(conn, 'integrity_check')
+            counts = memory_db.row_counts(conn)
+            profile = memory_db.profile_of(conn)
         finally:
             conn.close()
-        safe_files.remove_files(backups.temp_sidecars(tmp)[1:])
+        safe_files.remove_files(memory_db.file_set(tmp)[1:])
         if integrity != 'ok':
             raise RecoverError('the recovered copy of %s fails integrity_check (%s) and was discarded; restore a '
                                'verified backup instead' % (path, '; '.join(integrity)))
@@ -401,10 +401,10 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
                             lock_timeout=lock_timeout, drain_timeout=drain_timeout).run()
         preserved = swap['preserved']
     except db_swap.SwapError as exc:
-        safe_files.remove_files(backups.temp_sidecars(tmp))
+        safe_files.remove_files(memory_db.file_set(tmp))
         raise RecoverError(str(exc), **exc.details)
     except BaseException:
-        safe_files.remove_files(backups.temp_sidecars(tmp))
+        safe_files.remove_files(memory_db.file_set(tmp))
         raise
     if safe_files.sha256_file(real) != source_sha256:
         warnings.append('%s changed while it was being recovered: a writer is active; stop the service and recover '

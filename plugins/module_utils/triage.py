@@ -18,7 +18,7 @@ import time
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    MemoryDbError, check_integrity, open_for_reading)
+    MemoryDbError, check_integrity, missing_db_state, open_for_reading)
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import Context, collect
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import fs_usage
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import (
@@ -57,76 +57,6 @@ def integrity_mode(path, full_check_max_bytes):
 
 
 DB_METRIC_NAMES = ['ops_per_second', 'cache_hit_rate', 'goap_planning_ms', 'growth_mb_per_hour', 'db_size_bytes']
-# How far the evidence search looks into a backup or preserve dir: enough for years of timestamped
-# backups, bounded so that a huge tree cannot stall the assessment.
-EVIDENCE_MAX_DEPTH = 3
-EVIDENCE_MAX_ENTRIES = 20000
-
-
-def _dangling_ancestor(path):
-    """The first ancestor of path that is a symlink to something gone (a deleted release dir), else None."""
-    probe = os.path.dirname(os.path.abspath(path))
-    while probe and probe != os.path.dirname(probe):
-        if os.path.islink(probe) and not os.path.exists(probe):
-            return probe
-        probe = os.path.dirname(probe)
-    return None
-
-
-def _find_copy(directory, name):
-    """A file under directory (bounded walk) that is a backup or preserved copy of a DB called name."""
-    if not directory or not os.path.isdir(directory):
-        return None
-    seen = 0
-    base_depth = directory.rstrip(os.sep).count(os.sep)
-    for root, dirs, files in os.walk(directory):
-        if root.count(os.sep) - base_depth >= EVIDENCE_MAX_DEPTH:
-            dirs[:] = []
-        seen += len(dirs) + len(files)
-        for item in files:
-            if item == name or item.startswith(name + '.backup') or item == 'MANIFEST.json':
-                return os.path.join(root, item)
-        if seen > EVIDENCE_MAX_ENTRIES:
-            return None
-    return None
-
-
-def existence_evidence(path, evidence_dirs=()):
-    """What says the DB at path existed once: its -wal/-shm/-journal, its growth samples, a dangling
-    symlink on its way (a deleted release), a backup or a preserved copy of it. [] when nothing does."""
-    found = ['%s exists' % (path + suffix) for suffix in ('-wal', '-shm', '-journal', '.growth.json')
-             if os.path.lexists(path + suffix)]
-    dangling = _dangling_ancestor(path)
-    if dangling:
-        found.append('%s is a symlink to %s, which is gone' % (dangling, os.readlink(dangling)))
-    for directory in evidence_dirs:
-        copy = _find_copy(directory, os.path.basename(path))
-        if copy:
-            found.append('%s holds a copy of it (%s)' % (directory, copy))
-    return found
-
-
-def missing_db_state(path, evidence_dirs=()):
-    """(state, sentence) for a DB path that does not exist.
-
-    missing      evidence says it existed: data loss (P0 db_missing).
-    config       its directory does not exist and nothing says a DB was ever there: a path typo.
-    not_created  its directory exists, nothing says a DB was ever there: a fresh install (claude-flow
-                 creates memory.db on the first `memory store`).
-    """
-    evidence = existence_evidence(path, evidence_dirs)
-    if evidence:
-        return 'missing', 'database %s does not exist, and it did: %s' % (path, '; '.join(evidence))
-    looked = ('no -wal/-shm, no growth samples, no backup or preserved copy in %s'
-              % (' or '.join(d for d in evidence_dirs if d) or 'no backup dir given'))
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        return 'config', ('configuration problem: directory %s does not exist, so database path %s is likely a typo '
-                          '(nothing says a database was ever there: %s); check path and app_dir' % (parent, path, looked))
-    return 'not_created', ('database %s not created yet: nothing says it ever existed (%s); claude-flow creates it on '
-                           'the first `memory store`. If it should exist, check path' % (path, looked))
-
-
 def probe_database(facts, path, window_s, busy_timeout_ms, record_growth, full_check_max_bytes=0, evidence_dirs=()):
     names = DB_METRIC_NAMES
     if not os.path.lexists(path) or (os.path.islink(path) and not os.path.exists(path)):

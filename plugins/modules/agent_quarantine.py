@@ -21,6 +21,8 @@ description:
     table uses (P1 when more than 10% of agents are quarantined).
   - Writes are atomic (temporary file, fsync, rename, fsync of the directory) under an exclusive lock, and
     keep the file's mode and owner.
+extends_documentation_fragment:
+  - claude_flow.runbook.attributes
 options:
   agent:
     description:
@@ -65,15 +67,15 @@ options:
   path:
     description: The memory database for RV(known_agents). Defaults to C(<app_dir>/.swarm/memory.db); opened read-only.
     type: path
+author:
+  - claude_flow.runbook maintainers (!UNKNOWN)
 attributes:
   check_mode:
     support: full
-    description: Reports the action and the registry it would write (with a diff) and writes nothing.
+    details: Reports the action and the registry it would write (with a diff) and writes nothing.
   diff_mode:
-    description: Shows the registry entries before and after.
     support: full
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
+    details: Shows the registry entries before and after.
 '''
 
 EXAMPLES = r'''
@@ -169,30 +171,11 @@ execution_time_ms:
 '''
 
 import os
-import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.claude_flow.runbook.plugins.module_utils import quarantine, truth
+from ansible_collections.claude_flow.runbook.plugins.module_utils import module_envelope, quarantine, truth
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            agent=dict(type='str'),
-            state=dict(type='str', default='present', choices=['present', 'absent', 'query']),
-            reason=dict(type='str'),
-            incident_id=dict(type='str'),
-            app_dir=dict(type='path', default='/opt/claude-code-production'),
-            registry=dict(type='path'),
-            known_agents=dict(type='list', elements='str'),
-            state_file=dict(type='path'),
-            path=dict(type='path'),
-        ),
-        required_if=[('state', 'present', ['agent']), ('state', 'absent', ['agent'])],
-        supports_check_mode=True,
-    )
-    started = time.monotonic()
-    params = module.params
+def work(module, params):
     app_dir = params['app_dir']
     registry = params['registry'] or os.path.join(app_dir, quarantine.REGISTRY_FILE)
     try:
@@ -213,10 +196,10 @@ def main():
                 if action != 'none':
                     quarantine.save(registry, after)
     except quarantine.QuarantineError as exc:
-        module.fail_json(msg=str(exc), registry=registry)
+        raise module_envelope.ModuleFailure(str(exc), registry=registry)
     except (IOError, OSError) as exc:
-        module.fail_json(msg='cannot write quarantine registry %s (%s); check the directory permissions and free '
-                         'space' % (registry, exc), registry=registry)
+        raise module_envelope.ModuleFailure('cannot write quarantine registry %s (%s); check the directory permissions '
+                                            'and free space' % (registry, exc), registry=registry)
 
     names = [e['agent'] for e in after]
     entry = [e for e in after if e['agent'] == agent]
@@ -233,12 +216,25 @@ def main():
         quarantined_ratio_reason=known_why if ratio is None else None,
         unknown_quarantined=sorted(set(names) - set(known)) if known is not None else [],
         registry=registry,
-        execution_time_ms=int(round((time.monotonic() - started) * 1000)),
     )
     if action != 'none':
         result['diff'] = {'before': {'quarantined': before}, 'after': {'quarantined': after},
                           'before_header': registry, 'after_header': registry}
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module_envelope.run(work, dict(
+        agent=dict(type='str'),
+        state=dict(type='str', default='present', choices=['present', 'absent', 'query']),
+        reason=dict(type='str'),
+        incident_id=dict(type='str'),
+        app_dir=dict(type='path', default='/opt/claude-code-production'),
+        registry=dict(type='path'),
+        known_agents=dict(type='list', elements='str'),
+        state_file=dict(type='path'),
+        path=dict(type='path'),
+    ), required_if=[('state', 'present', ['agent']), ('state', 'absent', ['agent'])])
 
 
 if __name__ == '__main__':

@@ -28,6 +28,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   dest:
@@ -66,6 +67,15 @@ notes:
 seealso:
   - module: claude_flow.runbook.memory_db_restore
   - module: claude_flow.runbook.memory_db_recover
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Checks the source (quick_check), the free space and the retention, and returns RV(would_backup_to) and
+        RV(would_delete); writes nothing.
+      - An idle WAL-mode source is opened immutable, so not even C(-wal)/C(-shm) files appear beside it.
+  diff_mode:
+    support: none
 '''
 
 EXAMPLES = r'''
@@ -188,39 +198,26 @@ execution_time_ms:
 '''
 
 import sqlite3
-import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, memory_db_backup, module_envelope
 
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup
+
+def work(module, params):
+    return memory_db_backup.take_backup(
+        params['path'], params['dest'], name=params['name'], timestamped=params['timestamped'],
+        keep=params['keep'], allow_corrupt_source=params['allow_corrupt_source'],
+        busy_timeout=params['busy_timeout'], check_mode=module.check_mode)
 
 
 def main():
-    started = time.monotonic()
-    argument_spec = memory_db.common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         dest=dict(type='path', required=True),
         name=dict(type='str', default=memory_db_backup.DEFAULT_NAME),
         timestamped=dict(type='bool', default=False),
         keep=dict(type='int'),
         allow_corrupt_source=dict(type='bool', default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    try:
-        result = memory_db_backup.take_backup(
-            params['path'], params['dest'], name=params['name'], timestamped=params['timestamped'],
-            keep=params['keep'], allow_corrupt_source=params['allow_corrupt_source'],
-            busy_timeout=params['busy_timeout'], check_mode=module.check_mode)
-    except memory_db.MemoryDbError as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=memory_db.elapsed_ms(started),
-                         **getattr(exc, 'details', {}))
-    except (OSError, sqlite3.Error) as exc:
-        module.fail_json(msg='backup of %s into %s failed: %s' % (params['path'], params['dest'], exc),
-                         execution_time_ms=memory_db.elapsed_ms(started))
-    result['execution_time_ms'] = memory_db.elapsed_ms(started)
-    module.exit_json(**result)
+    ), errors=(memory_db.MemoryDbError,), wrapped=(OSError, sqlite3.Error),
+        wrap_msg='backup of {path} into {dest} failed: {exc}')
 
 
 if __name__ == '__main__':

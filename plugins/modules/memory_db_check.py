@@ -20,7 +20,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   mode:
@@ -44,8 +44,6 @@ attributes:
     details: The module never writes, so check mode runs the same read-only check.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 '''
 
 EXAMPLES = r'''
@@ -113,41 +111,33 @@ execution_time_ms:
 '''
 
 import os
-import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    check_integrity, common_argument_spec, elapsed_ms)
-from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import check_range, regular_file_problem
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, module_envelope
+from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_files import regular_file_problem
+
+
+def work(module, params):
+    memory_db.check_ranges(module_envelope.ModuleFailure, max_errors=(params['max_errors'], 1, 1000000),
+                           busy_timeout=(params['busy_timeout'], 0, memory_db.MAX_BUSY_TIMEOUT_MS))
+    # A FIFO or device would block or never end a read: say what it is instead of opening it.
+    special = regular_file_problem(os.path.realpath(params['path'])) if os.path.lexists(params['path']) else None
+    if special:
+        return dict(changed=False, ok=False, errors=['%s; point path at the memory.db file' % special],
+                    mode=params['mode'], journal_mode=None, wal_present=False, size_bytes=None, page_count=None,
+                    schema_profile=None, foreign_key_errors=[], queries=[])
+    result = memory_db.check_integrity(params['path'], mode=params['mode'], foreign_keys=params['foreign_key_check'],
+                                       max_errors=params['max_errors'], busy_timeout_ms=params['busy_timeout'])
+    result.pop('page_size', None)
+    result['changed'] = False
+    return result
 
 
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         mode=dict(type='str', choices=['quick', 'full'], default='quick'),
         foreign_key_check=dict(type='bool', default=False),
         max_errors=dict(type='int', default=100),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    for name, low, high in (('max_errors', 1, 1000000), ('busy_timeout', 0, 3600 * 1000)):
-        problem = check_range(name, module.params[name], low, high)
-        if problem:
-            module.fail_json(msg=problem)
-    started = time.monotonic()
-    # A FIFO or device would block or never end a read: say what it is instead of opening it.
-    special = regular_file_problem(os.path.realpath(module.params['path'])) if os.path.lexists(
-        module.params['path']) else None
-    if special:
-        module.exit_json(changed=False, ok=False, errors=['%s; point path at the memory.db file' % special],
-                         mode=module.params['mode'], journal_mode=None, wal_present=False, size_bytes=None,
-                         page_count=None, schema_profile=None, foreign_key_errors=[], queries=[],
-                         execution_time_ms=elapsed_ms(started))
-    result = check_integrity(module.params['path'], mode=module.params['mode'],
-                             foreign_keys=module.params['foreign_key_check'],
-                             max_errors=module.params['max_errors'],
-                             busy_timeout_ms=module.params['busy_timeout'])
-    result.pop('page_size', None)
-    module.exit_json(changed=False, execution_time_ms=elapsed_ms(started), **result)
+    ))
 
 
 if __name__ == '__main__':

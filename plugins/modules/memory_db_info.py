@@ -23,7 +23,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   gather:
@@ -51,8 +51,6 @@ attributes:
     details: Reads only; in check mode the growth sample is not recorded.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 '''
 
 EXAMPLES = r'''
@@ -125,6 +123,14 @@ indexes:
   description: Index names present and the recommended indexes missing for this profile.
   returned: when gathered
   type: dict
+db_state:
+  description:
+    - V(present), or V(not_created) when the database does not exist and nothing says it ever did (a fresh install;
+      every metric is then unavailable with that reason, not a failure). A missing database that did exist (its
+      C(-wal), growth samples or a dangling release symlink say so) or a missing directory fails the module.
+  returned: always
+  type: str
+  sample: present
 unavailable:
   description: Metric name to the reason it could not be measured.
   returned: always
@@ -145,42 +151,47 @@ execution_time_ms:
   type: int
 '''
 
-import time
+import os
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    MemoryDbError, check_busy_timeout, common_argument_spec, elapsed_ms, inspect_file, open_for_reading, parse_window)
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, module_envelope
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_metrics import (
     Context, collect, select_subsets)
 
 
+def work(module, params):
+    path = params['path']
+    memory_db.check_busy_timeout(params['busy_timeout'])
+    window_s = memory_db.parse_window(params['window'])
+    subsets = select_subsets(params['gather'])
+    if not os.path.exists(path):
+        state, reason = memory_db.missing_db_state(path)
+        if state != 'not_created':
+            raise memory_db.MemoryDbError(reason, db_state=state)
+        # Unknown, not bad: a fresh install has no DB until the first `memory store`.
+        metrics = dict((name, None) for name in subsets)
+        unavailable = dict((name, reason) for name in subsets)
+        queries = []
+    else:
+        state = 'present'
+        file_info = memory_db.inspect_file(path)
+        if file_info['problem']:
+            raise memory_db.MemoryDbError(file_info['problem'])
+        with memory_db.open_for_reading(path, params['busy_timeout']) as db:
+            ctx = Context(db, window_s, growth_state=params['growth_state'], record_growth=not module.check_mode)
+            metrics, unavailable = collect(ctx, subsets)
+            queries = db.queries
+    result = dict(metrics)
+    result.update(changed=False, db_state=state, metrics=metrics, unavailable=unavailable, queries=queries,
+                  window_seconds=window_s)
+    return result
+
+
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         gather=dict(type='list', elements='str', default=['all']),
         window=dict(type='str', default='1h'),
         growth_state=dict(type='path'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    started = time.monotonic()
-    path = module.params['path']
-    try:
-        check_busy_timeout(module.params['busy_timeout'])
-        window_s = parse_window(module.params['window'])
-        subsets = select_subsets(module.params['gather'])
-        file_info = inspect_file(path)
-        if file_info['problem']:
-            raise MemoryDbError(file_info['problem'])
-        with open_for_reading(path, module.params['busy_timeout']) as db:
-            ctx = Context(db, window_s, growth_state=module.params['growth_state'],
-                          record_growth=not module.check_mode)
-            metrics, unavailable = collect(ctx, subsets)
-            queries = db.queries
-    except MemoryDbError as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=elapsed_ms(started))
-    result = dict(metrics)
-    module.exit_json(changed=False, metrics=metrics, unavailable=unavailable, queries=queries,
-                     window_seconds=window_s, execution_time_ms=elapsed_ms(started), **result)
+    ), errors=(memory_db.MemoryDbError,))
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   create_indexes:
@@ -52,8 +52,6 @@ attributes:
     details: Lists the statements it would run and runs none.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 '''
 
 EXAMPLES = r'''
@@ -110,32 +108,23 @@ execution_time_ms:
   type: int
 '''
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    MemoryDbError, common_argument_spec, elapsed_ms)
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, module_envelope
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_maintenance import optimize
 
 
+def work(module, params):
+    return optimize(params['path'], create_indexes=params['create_indexes'], wal=params['wal'],
+                    vacuum=params['vacuum'], analyze=params['analyze'], check_mode=module.check_mode,
+                    busy_timeout_ms=params['busy_timeout'])
+
+
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         create_indexes=dict(type='bool', default=True),
         wal=dict(type='bool', default=True),
         analyze=dict(type='str', choices=['auto', 'always', 'never'], default='auto'),
         vacuum=dict(type='bool', default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    started = time.monotonic()
-    params = module.params
-    try:
-        result = optimize(params['path'], create_indexes=params['create_indexes'], wal=params['wal'],
-                          vacuum=params['vacuum'], analyze=params['analyze'], check_mode=module.check_mode,
-                          busy_timeout_ms=params['busy_timeout'])
-    except MemoryDbError as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=elapsed_ms(started))
-    module.exit_json(execution_time_ms=elapsed_ms(started), **result)
+    ), errors=(memory_db.MemoryDbError,))
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   preserve_dir:
@@ -48,6 +49,12 @@ notes:
 seealso:
   - module: claude_flow.runbook.memory_db_restore
   - module: claude_flow.runbook.memory_db_backup
+attributes:
+  check_mode:
+    support: full
+    details: Returns the files it would copy with their sha256 (RV(would_preserve)) and copies nothing.
+  diff_mode:
+    support: none
 '''
 
 EXAMPLES = r'''
@@ -87,47 +94,34 @@ execution_time_ms:
 '''
 
 import os
-import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap, memory_db, module_envelope, safe_files
 
-from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
-from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_files
+
+def work(module, params):
+    memory_db.check_ranges(module_envelope.ModuleFailure, lock_timeout=(params['lock_timeout'], 1, memory_db.MAX_WAIT_S),
+                           busy_timeout=(params['busy_timeout'], 0, memory_db.MAX_BUSY_TIMEOUT_MS))
+    name_problem = safe_files.plain_filename_problem(params['label'])
+    if name_problem:
+        raise module_envelope.ModuleFailure('label %r is not usable: %s' % (params['label'], name_problem))
+    real = safe_files.resolve_db_path(params['path'])
+    if not os.path.lexists(real):
+        return dict(changed=False, preserved=None, msg='%s does not exist; nothing to preserve' % real)
+    if module.check_mode:
+        return dict(changed=True, would_preserve=[
+            {'name': os.path.basename(m), 'sha256': safe_files.sha256_file(m), 'size': os.path.getsize(m)}
+            for m in safe_files.db_set(real)])
+    preserved = db_swap.preserve_copy(real, os.path.realpath(params['preserve_dir']), params['label'],
+                                      lock_timeout=params['lock_timeout'])
+    return dict(changed=True, preserved=preserved)
 
 
 def main():
-    started = time.monotonic()
-    argument_spec = memory_db.common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         preserve_dir=dict(type='path', required=True),
         label=dict(type='str', default='preserved'),
         lock_timeout=dict(type='int', default=db_swap.DEFAULT_LOCK_TIMEOUT),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    problem = (safe_files.check_range('lock_timeout', params['lock_timeout'], 1, 3600)
-               or safe_files.check_range('busy_timeout', params['busy_timeout'], 0, 3600 * 1000))
-    name_problem = safe_files.plain_filename_problem(params['label'])
-    if name_problem:
-        problem = 'label %r is not usable: %s' % (params['label'], name_problem)
-    if problem:
-        module.fail_json(msg=problem, execution_time_ms=memory_db.elapsed_ms(started))
-    try:
-        real = safe_files.resolve_db_path(params['path'])
-        if not os.path.lexists(real):
-            module.exit_json(changed=False, preserved=None, msg='%s does not exist; nothing to preserve' % real,
-                             execution_time_ms=memory_db.elapsed_ms(started))
-        if module.check_mode:
-            module.exit_json(changed=True, execution_time_ms=memory_db.elapsed_ms(started), would_preserve=[
-                {'name': os.path.basename(m), 'sha256': safe_files.sha256_file(m), 'size': os.path.getsize(m)}
-                for m in safe_files.db_set(real)])
-        preserved = db_swap.preserve_copy(real, os.path.realpath(params['preserve_dir']), params['label'],
-                                          lock_timeout=params['lock_timeout'])
-    except (db_swap.SwapError, safe_files.UnsafePath, OSError) as exc:
-        module.fail_json(msg='could not preserve %s: %s' % (params['path'], exc),
-                         execution_time_ms=memory_db.elapsed_ms(started), **getattr(exc, 'details', {}))
-    module.exit_json(changed=True, preserved=preserved, execution_time_ms=memory_db.elapsed_ms(started))
+    ), wrapped=(db_swap.SwapError, safe_files.UnsafePath, OSError), wrap_msg='could not preserve {path}: {exc}')
 
 
 if __name__ == '__main__':

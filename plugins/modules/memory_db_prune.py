@@ -20,7 +20,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   rules:
@@ -55,8 +55,6 @@ attributes:
     details: Counts per rule and deletes nothing; VACUUM is reported, not run.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 '''
 
 EXAMPLES = r'''
@@ -117,31 +115,22 @@ execution_time_ms:
   type: int
 '''
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    MemoryDbError, common_argument_spec, elapsed_ms)
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, module_envelope
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db_maintenance import prune
 
 
+def work(module, params):
+    return prune(params['path'], params['rules'], params['max_rows'], params['batch_size'], vacuum=params['vacuum'],
+                 check_mode=module.check_mode, busy_timeout_ms=params['busy_timeout'])
+
+
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         rules=dict(type='list', elements='raw', default=['stale_patterns']),
         max_rows=dict(type='int', default=100000),
         batch_size=dict(type='int', default=5000),
         vacuum=dict(type='bool', default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    started = time.monotonic()
-    params = module.params
-    try:
-        result = prune(params['path'], params['rules'], params['max_rows'], params['batch_size'],
-                       vacuum=params['vacuum'], check_mode=module.check_mode, busy_timeout_ms=params['busy_timeout'])
-    except MemoryDbError as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=elapsed_ms(started))
-    module.exit_json(execution_time_ms=elapsed_ms(started), **result)
+    ), errors=(memory_db.MemoryDbError,))
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   dest:
@@ -78,6 +79,14 @@ seealso:
   - name: SQLite recovery
     description: Recovering data from a corrupt SQLite database.
     link: https://www.sqlite.org/recovery.html
+attributes:
+  check_mode:
+    support: partial
+    details:
+      - Validates the options and returns RV(would_write) and the method it would use; the salvage itself is not run,
+        so whether it succeeds is only known in a real run.
+  diff_mode:
+    support: none
 '''
 
 EXAMPLES = r'''
@@ -178,18 +187,20 @@ execution_time_ms:
 '''
 
 import sqlite3
-import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, memory_db_recover, module_envelope
 
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_recover
+
+def work(module, params):
+    return memory_db_recover.recover(
+        params['path'], params['dest'], force=params['force'], sqlite3_binary=params['sqlite3_binary'],
+        timeout=params['timeout'], backup=params['backup'], preserve_dir=params['preserve_dir'],
+        busy_timeout=params['busy_timeout'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
+        drain_timeout=params['drain_timeout'])
 
 
 def main():
-    started = time.monotonic()
-    argument_spec = memory_db.common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         dest=dict(type='path', required=True),
         force=dict(type='bool', default=False),
         preserve_dir=dict(type='path'),
@@ -198,23 +209,8 @@ def main():
         backup=dict(type='path'),
         lock_timeout=dict(type='int', default=30),
         drain_timeout=dict(type='int', default=30),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    try:
-        result = memory_db_recover.recover(
-            params['path'], params['dest'], force=params['force'], sqlite3_binary=params['sqlite3_binary'],
-            timeout=params['timeout'], backup=params['backup'], preserve_dir=params['preserve_dir'],
-            busy_timeout=params['busy_timeout'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
-            drain_timeout=params['drain_timeout'])
-    except memory_db.MemoryDbError as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=memory_db.elapsed_ms(started),
-                         **getattr(exc, 'details', {}))
-    except (OSError, sqlite3.Error) as exc:
-        module.fail_json(msg='recovery of %s into %s failed: %s' % (params['path'], params['dest'], exc),
-                         execution_time_ms=memory_db.elapsed_ms(started))
-    result['execution_time_ms'] = memory_db.elapsed_ms(started)
-    module.exit_json(**result)
+    ), errors=(memory_db.MemoryDbError,), wrapped=(OSError, sqlite3.Error),
+        wrap_msg='recovery of {path} into {dest} failed: {exc}')
 
 
 if __name__ == '__main__':

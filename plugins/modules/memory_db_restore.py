@@ -44,6 +44,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   src:
@@ -53,15 +54,32 @@ options:
     type: path
   backup_dir:
     description:
-      - Directory searched (recursively, with O(pattern)) for backups; the newest verified one is restored.
-        Newest means the manifest's C(created_at), then the file's modification time.
+      - One or more directories searched (recursively, with O(pattern)) for backups. The matches of all of them are
+        merged, newest first, and the newest one that verifies is restored. Newest means the manifest's
+        C(created_at), then the file's modification time.
+      - A directory that does not exist, or in which nothing matches, is listed in RV(skipped_backups); the module
+        fails only when none of them is a directory.
       - Mutually exclusive with O(src).
-    type: path
+    type: list
+    elements: path
   pattern:
     description:
-      - Glob relative to O(backup_dir); C(**) matches any number of folders.
+      - Glob relative to each O(backup_dir); C(**) matches any number of folders.
     type: str
     default: "**/memory.db.backup"
+  max_candidates:
+    description:
+      - Verify at most this many of the newest candidates; older ones are listed in RV(skipped_backups) as not
+        checked. Unset verifies every candidate until one passes. 1 to 1000.
+    type: int
+  dry_run:
+    description:
+      - Only pick the backup. Returns RV(would_restore_from) and RV(skipped_backups) and changes nothing, in a
+        real run as in check mode; O(path) is then only the live database, which is never a candidate.
+      - Fails like a real run when no candidate passes, with the message naming each skipped candidate and why.
+      - Lets a role show its plan and choose once, before it stops a service.
+    type: bool
+    default: false
   expect_profile:
     description:
       - Skip backups whose schema profile differs (e.g. a claude-flow 3.x backup for a 2.7 release).
@@ -112,6 +130,15 @@ notes:
 seealso:
   - module: claude_flow.runbook.memory_db_backup
   - module: claude_flow.runbook.memory_db_recover
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Verifies the candidates and returns RV(would_restore_from), RV(skipped_backups), RV(would_preserve) and
+        RV(would_remove); writes nothing.
+      - When no candidate passes it fails with the same message as a real run.
+  diff_mode:
+    support: none
 '''
 
 EXAMPLES = r'''
@@ -130,6 +157,17 @@ EXAMPLES = r'''
 - name: Show what was skipped and why
   ansible.builtin.debug:
     var: restored.skipped_backups
+
+- name: Pick the backup over two places, newest first, without touching anything
+  claude_flow.runbook.memory_db_restore:
+    path: /opt/claude-code-production/.swarm/memory.db
+    backup_dir:
+      - /opt/claude-code-backups
+      - /var/backups/claude-code
+    max_candidates: 5
+    allow_unverified: true
+    dry_run: true
+  register: pick
 
 - name: Restore one backup file, keeping the current set elsewhere
   claude_flow.runbook.memory_db_restore:
@@ -189,7 +227,9 @@ removed:
   type: list
   elements: str
 skipped_backups:
-  description: Candidates that were newer than the chosen one but failed verification, each with C(path) and C(reason).
+  description:
+    - Candidates that were newer than the chosen one but failed verification, each with C(path) and C(reason); also
+      the O(backup_dir) entries that are missing or hold no match, and candidates beyond O(max_candidates).
   returned: always
   type: list
   elements: dict
@@ -220,7 +260,15 @@ would_finish_interrupted:
   type: dict
 would_restore_from:
   description: The backup that would be restored.
-  returned: check mode, when a restore is needed
+  returned: check mode when a restore is needed, and always with O(dry_run=true)
+  type: str
+dry_run:
+  description: True when the module only picked the backup (O(dry_run=true)).
+  returned: with O(dry_run=true)
+  type: bool
+msg:
+  description: What the run did or, with O(dry_run=true), would do.
+  returned: sometimes
   type: str
 would_preserve:
   description: Files that would be preserved, with C(name), C(sha256) and C(size).
@@ -243,50 +291,38 @@ execution_time_ms:
 '''
 
 import sqlite3
-import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import (
+    db_swap, memory_db, memory_db_restore, module_envelope, safe_files)
 
-from ansible_collections.claude_flow.runbook.plugins.module_utils import db_swap
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup
-from ansible_collections.claude_flow.runbook.plugins.module_utils import safe_files
+
+def work(module, params):
+    return memory_db_restore.restore(
+        params['path'], src=params['src'], backup_dir=params['backup_dir'], pattern=params['pattern'],
+        expect_profile=params['expect_profile'], allow_unverified=params['allow_unverified'],
+        force=params['force'], preserve_dir=params['preserve_dir'], journal_mode=params['journal_mode'],
+        busy_timeout=params['busy_timeout'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
+        drain_timeout=params['drain_timeout'], max_candidates=params['max_candidates'], dry_run=params['dry_run'])
 
 
 def main():
-    started = time.monotonic()
-    argument_spec = memory_db.common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, memory_db.common_argument_spec(
         src=dict(type='path'),
-        backup_dir=dict(type='path'),
-        pattern=dict(type='str', default=memory_db_backup.DEFAULT_PATTERN),
-        expect_profile=dict(type='str', choices=list(memory_db_backup.PROFILES)),
+        backup_dir=dict(type='list', elements='path'),
+        pattern=dict(type='str', default=memory_db_restore.DEFAULT_PATTERN),
+        max_candidates=dict(type='int'),
+        dry_run=dict(type='bool', default=False),
+        expect_profile=dict(type='str', choices=list(memory_db_restore.PROFILES)),
         allow_unverified=dict(type='bool', default=False),
         force=dict(type='bool', default=False),
         preserve_dir=dict(type='path'),
-        journal_mode=dict(type='str', default='wal', choices=list(memory_db_backup.JOURNAL_MODES)),
+        journal_mode=dict(type='str', default='wal', choices=list(memory_db_restore.JOURNAL_MODES)),
         lock_timeout=dict(type='int', default=db_swap.DEFAULT_LOCK_TIMEOUT),
         drain_timeout=dict(type='int', default=db_swap.DEFAULT_DRAIN_TIMEOUT),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('src', 'backup_dir')], required_one_of=[('src', 'backup_dir')])
-    params = module.params
-    try:
-        result = memory_db_backup.restore(
-            params['path'], src=params['src'], backup_dir=params['backup_dir'], pattern=params['pattern'],
-            expect_profile=params['expect_profile'], allow_unverified=params['allow_unverified'],
-            force=params['force'], preserve_dir=params['preserve_dir'], journal_mode=params['journal_mode'],
-            busy_timeout=params['busy_timeout'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
-            drain_timeout=params['drain_timeout'])
-    except (memory_db.MemoryDbError, db_swap.SwapError) as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=memory_db.elapsed_ms(started),
-                         **getattr(exc, 'details', {}))
-    except (OSError, sqlite3.Error, safe_files.UnsafePath) as exc:
-        module.fail_json(msg='restore of %s failed: %s; if a %s file is left, the next run settles it'
-                         % (params['path'], exc, memory_db_backup.JOURNAL_SUFFIX),
-                         execution_time_ms=memory_db.elapsed_ms(started))
-    result['execution_time_ms'] = memory_db.elapsed_ms(started)
-    module.exit_json(**result)
+    ), errors=(memory_db.MemoryDbError, db_swap.SwapError), wrapped=(OSError, sqlite3.Error, safe_files.UnsafePath),
+        wrap_msg='restore of {path} failed: {exc}; if a %s file is left, the next run settles it'
+        % memory_db_restore.JOURNAL_SUFFIX,
+        mutually_exclusive=[('src', 'backup_dir')], required_one_of=[('src', 'backup_dir')])
 
 
 if __name__ == '__main__':

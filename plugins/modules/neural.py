@@ -27,6 +27,7 @@ description:
     C(timed out after N s; process group killed) and RV(orphans) (processes of the group still alive
     afterwards; 0 expected).
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   command:
@@ -44,18 +45,6 @@ options:
     description: Training epochs for O(command=train), between 1 and 10000.
     type: int
     default: 50
-attributes:
-  check_mode:
-    support: full
-    description: Patterns and 2.x status only read, and run as usual; training and 3.x status run nothing.
-    details:
-      - With O(command=train), check mode runs nothing and returns the command line in RV(would_run), with
-        C(changed=true). V(patterns) and 2.x V(status) only read and run in check mode too.
-      - 3.x V(status) downloads an embedding model on first use and caches it; check mode runs nothing and
-        returns V(not_run) with the command line in RV(would_run).
-  diff_mode:
-    description: Nothing is compared; training output is returned instead.
-    support: none
 notes:
   - 3.x C(neural status) reports the C(Embedding Model) row as C(Loaded) even offline; it is returned as
     printed and is no health signal.
@@ -64,6 +53,16 @@ notes:
   - C(neural patterns --rebuild-cache) from the runbook exists in no release and is not offered.
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
+attributes:
+  check_mode:
+    support: full
+    details:
+      - With O(command=train), check mode runs nothing and returns the command line in RV(would_run), with
+        C(changed=true). V(patterns) and 2.x V(status) only read and run in check mode too.
+      - 3.x V(status) downloads an embedding model on first use and caches it; check mode runs nothing and
+        returns V(not_run) with the command line in RV(would_run).
+  diff_mode:
+    support: none
 '''
 
 EXAMPLES = r'''
@@ -90,13 +89,12 @@ RETURN = r'''
 status:
   description:
     - V(ok) when the command ran and its output was understood, V(unsupported) when this release lacks it,
-      V(error) (with the task failed) when it failed, timed out or printed something not understood,
-      V(not_run) for 3.x O(command=status) in check mode (see RV(would_run)).
+      V(error) (with the task failed) when it failed, timed out or printed something not understood.
   returned: always
   type: str
   sample: ok
 reason:
-  description: Why the status is V(unsupported) or V(not_run); else null.
+  description: Why the status is V(unsupported); else null.
   returned: always
   type: str
   sample: null
@@ -112,8 +110,7 @@ cli_command:
   elements: str
   sample: ["/opt/claude-code-production/node_modules/.bin/claude-flow", "neural", "status"]
 would_run:
-  description: In check mode with O(command=train), or with O(command=status) on 3.x, the command line that
-    would be run.
+  description: In check mode with O(command=train), the command line that would be run.
   returned: always
   type: list
   elements: str
@@ -190,94 +187,87 @@ execution_time_ms:
 '''
 
 import re
-import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow
+from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow, module_envelope
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import RangeError, check_range
 
 EPOCHS_MAX = 10000
 DATA_RE = re.compile(r'[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}')
 
 
-def main():
-    argument_spec = claude_flow.common_argument_spec()
-    argument_spec.update(
-        command=dict(type='str', default='status', choices=['status', 'patterns', 'train']),
-        data=dict(type='str'),
-        epochs=dict(type='int', default=50),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    started = time.monotonic()
-    params = module.params
+def work(module, params):
     command = params['command']
     out = dict(changed=False, status='ok', reason=None, cli_version=None, cli_command=None, would_run=None,
                components=None, summary=None, patterns=None, total_patterns=None, trajectories=None, metrics=None,
                stdout='', stderr='', timed_out=False, orphans=None, duration_ms=None)
-
-    def finish(**extra):
-        out.update(extra)
-        out['execution_time_ms'] = int(round((time.monotonic() - started) * 1000))
-        return out
-
-    try:
-        check_range('epochs', params['epochs'], 1, EPOCHS_MAX)
-    except RangeError as exc:
-        module.fail_json(msg=str(exc))
+    check_range('epochs', params['epochs'], 1, EPOCHS_MAX)
     if params['data'] is not None and not DATA_RE.fullmatch(params['data']):
-        module.fail_json(msg='data %r is not a data set name; use letters, digits, _, . or - (for example recent '
-                         'or goap_heuristics)' % params['data'])
+        raise module_envelope.ModuleFailure('data %r is not a data set name; use letters, digits, _, . or - (for '
+                                            'example recent or goap_heuristics)' % params['data'])
     default_timeout = claude_flow.TRAIN_TIMEOUT if command == 'train' else claude_flow.DEFAULT_TIMEOUT
     try:
         claude_flow.check_timeout(params['timeout'])
         cli = claude_flow.ClaudeFlow(params['app_dir'], params['executable'], params['timeout'] or default_timeout)
         version = cli.version()
     except claude_flow.ClaudeFlowError as exc:
-        module.fail_json(msg=str(exc), **finish(status='error'))
+        out['status'] = 'error'
+        raise module_envelope.ModuleFailure(str(exc), **out)
     out['cli_version'] = version['version']
 
     unsupported = claude_flow.neural_unsupported_reason(command, version)
     if unsupported:
-        module.exit_json(**finish(status='unsupported', reason=unsupported))
+        out.update(status='unsupported', reason=unsupported)
+        return out
 
     if command == 'train':
         args = claude_flow.neural_train_args(version['major'], params['data'], params['epochs'])
         if version['major'] != 2 and params['data'] is not None:
             module.warn('data is ignored: claude-flow %s `neural train` has no --data option' % version['version'])
         if module.check_mode:
-            module.exit_json(**finish(changed=True, would_run=[cli.executable] + args))
+            out.update(changed=True, would_run=[cli.executable] + args)
+            return out
     elif command == 'status':
         args = claude_flow.NEURAL_STATUS_ARGS
         if module.check_mode and version['major'] >= 3:
-            module.exit_json(**finish(status='not_run', would_run=[cli.executable] + args, reason=(
+            out.update(status='not_run', would_run=[cli.executable] + args, reason=(
                 'check mode: claude-flow %s `neural status` downloads an embedding model on first use and writes '
-                'its cache, so it is not run' % version['version'])))
+                'its cache, so it is not run' % version['version']))
+            return out
     else:
         args = claude_flow.NEURAL_PATTERNS_ARGS
 
     run = cli.run(args)
-    finish(changed=command == 'train', cli_command=run['command'], rc=run['rc'], stdout=run['stdout'],
-           stderr=run['stderr'], timed_out=run['timed_out'], orphans=run['orphans'], duration_ms=run['duration_ms'])
+    out.update(changed=command == 'train', cli_command=run['command'], rc=run['rc'], stdout=run['stdout'],
+               stderr=run['stderr'], timed_out=run['timed_out'], orphans=run['orphans'], duration_ms=run['duration_ms'])
     problem = claude_flow.describe_failure(run, 'neural %s' % command)
     if problem:
         out['status'] = 'error'
         if run['timed_out'] and version['major'] == 2 and command == 'train':
             problem += ' (2.x training waits on `npx ruv-swarm --version`, which can hang for ever offline)'
-        module.fail_json(msg=problem, **out)
+        raise module_envelope.ModuleFailure(problem, **out)
 
     if command == 'status':
         parsed = claude_flow.parse_neural_status(run['stdout'])
         if not parsed['components']:
             out['status'] = 'error'
-            module.fail_json(msg='claude-flow neural status printed no component table; see stdout', **out)
-        finish(components=parsed['components'], summary=parsed['summary'])
+            raise module_envelope.ModuleFailure('claude-flow neural status printed no component table; see stdout',
+                                                **out)
+        out.update(components=parsed['components'], summary=parsed['summary'])
     elif command == 'patterns':
         parsed = claude_flow.parse_neural_patterns(run['stdout'])
-        finish(patterns=parsed['patterns'], total_patterns=parsed['total_patterns'],
-               trajectories=parsed['trajectories'])
+        out.update(patterns=parsed['patterns'], total_patterns=parsed['total_patterns'],
+                   trajectories=parsed['trajectories'])
     else:
-        finish(metrics=claude_flow.parse_train_output(run['stdout']))
-    module.exit_json(**out)
+        out['metrics'] = claude_flow.parse_train_output(run['stdout'])
+    return out
+
+
+def main():
+    module_envelope.run(work, claude_flow.common_argument_spec(
+        command=dict(type='str', default='status', choices=['status', 'patterns', 'train']),
+        data=dict(type='str'),
+        epochs=dict(type='int', default=50),
+    ), errors=(RangeError,))
 
 
 if __name__ == '__main__':

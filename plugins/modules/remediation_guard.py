@@ -30,6 +30,8 @@ description:
     history; a run that found nothing to do leaves no trace, so it stays idempotent.
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - claude_flow.runbook.attributes
 options:
   state:
     description:
@@ -109,14 +111,12 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports whether the lock could be taken and what the budget allows; writes nothing.
+    details: Reports whether the lock could be taken and what the budget allows; writes nothing.
   diff_mode:
     support: none
-    description: The lock and history files are bookkeeping; no diff is shown.
+    details: The lock and history files are bookkeeping; no diff is shown.
   platform:
-    support: full
-    platforms: posix
-    description: Linux hosts (the stale-lock check reads /proc and the boot id).
+    details: Linux hosts (the stale-lock check reads /proc and the boot id).
 '''
 
 EXAMPLES = r'''
@@ -202,9 +202,7 @@ execution_time_ms:
   type: int
 '''
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import module_envelope
 from ansible_collections.claude_flow.runbook.plugins.module_utils.remediation_guard import Guard, GuardError
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import RangeError, check_range
 
@@ -221,77 +219,69 @@ RANGES = (
 )
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type='str', default='status',
-                       choices=['acquired', 'renewed', 'released', 'check', 'status', 'reset']),
-            state_dir=dict(type='path', default='/var/lib/claude-flow-runbook/guard'),
-            incident_id=dict(type='str'),
-            run_id=dict(type='str'),
-            lease=dict(type='int', default=0),
-            owner=dict(type='str', default='ansible'),
-            ttl=dict(type='int', default=3600),
-            wait_timeout=dict(type='int', default=0),
-            poll_interval=dict(type='float', default=1.0),
-            cooldown=dict(type='int', default=300),
-            window=dict(type='int', default=3600),
-            max_remediations=dict(type='int', default=3),
-            outcome=dict(type='str', default='noop', choices=['remediated', 'failed', 'noop']),
-            actions=dict(type='list', elements='str', default=[]),
-            force=dict(type='bool', default=False),
-        ),
-        required_if=[('state', 'acquired', ['incident_id']), ('state', 'renewed', ['incident_id']),
-                     ('state', 'released', ['incident_id'])],
-        supports_check_mode=True,
-    )
-    started = time.monotonic()
-    p = module.params
+def check_options(p):
     for name, low, high, unit in RANGES:
         try:
             check_range(name, p[name], low, high, unit)
         except RangeError as exc:
-            module.fail_json(msg='%s%s' % (exc, ' (ttl bounds how long a dead run can block the host)'
-                                           if name == 'ttl' else ''))
+            raise module_envelope.ModuleFailure('%s%s' % (exc, ' (ttl bounds how long a dead run can block the host)'
+                                                          if name == 'ttl' else ''))
     if p['lease'] > p['ttl']:
-        module.fail_json(msg='lease (%d s) must not be longer than ttl (%d s); lower the lease or raise the ttl'
-                         % (p['lease'], p['ttl']))
+        raise module_envelope.ModuleFailure('lease (%d s) must not be longer than ttl (%d s); lower the lease or raise '
+                                            'the ttl' % (p['lease'], p['ttl']))
+
+
+def work(module, p):
+    check_options(p)
     guard = Guard(p['state_dir'])
     result = {'changed': False}
-    try:
+    budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
+    if p['state'] == 'acquired':
+        result.update(guard.acquire(p['incident_id'], p['owner'], p['ttl'], p['wait_timeout'],
+                                    p['poll_interval'], module.check_mode, p['run_id'], p['lease']))
+    elif p['state'] == 'renewed':
+        result.update(guard.renew(p['incident_id'], p['run_id'], module.check_mode))
+    elif p['state'] == 'released':
+        result.update(guard.release(p['incident_id'], p['outcome'], p['actions'], module.check_mode, p['run_id']))
         budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
-        if p['state'] == 'acquired':
-            result.update(guard.acquire(p['incident_id'], p['owner'], p['ttl'], p['wait_timeout'],
-                                        p['poll_interval'], module.check_mode, p['run_id'], p['lease']))
-        elif p['state'] == 'renewed':
-            result.update(guard.renew(p['incident_id'], p['run_id'], module.check_mode))
-        elif p['state'] == 'released':
-            result.update(guard.release(p['incident_id'], p['outcome'], p['actions'], module.check_mode,
-                                        p['run_id']))
+    elif p['state'] == 'check':
+        if (budget['circuit_open'] or budget['cooldown_active']) and not p['force']:
+            raise module_envelope.ModuleFailure(budget['reason'], budget=budget)
+        result['msg'] = 'remediation allowed%s' % (' (forced past: %s)' % budget['reason'] if budget['reason'] else '')
+    elif p['state'] == 'reset':
+        result.update(guard.reset(module.check_mode))
+        if not module.check_mode:
             budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
-        elif p['state'] == 'check':
-            if (budget['circuit_open'] or budget['cooldown_active']) and not p['force']:
-                module.fail_json(msg=budget['reason'], budget=budget,
-                                 execution_time_ms=int((time.monotonic() - started) * 1000))
-            result['msg'] = 'remediation allowed%s' % (
-                ' (forced past: %s)' % budget['reason'] if budget['reason'] else '')
-        elif p['state'] == 'reset':
-            result.update(guard.reset(module.check_mode))
-            if not module.check_mode:
-                budget = guard.budget(p['cooldown'], p['window'], p['max_remediations'])
-        else:
-            lock = guard.read_lock()
-            result['lock'] = lock
-            result['stale_reason'] = guard.stale_reason(lock) if lock else None
-            result['history'] = guard.history()['entries']
-    except GuardError as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=int((time.monotonic() - started) * 1000), **exc.details)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='cannot use the guard state in %s (%s); check that the directory is writable'
-                         % (p['state_dir'], exc), execution_time_ms=int((time.monotonic() - started) * 1000))
+    else:
+        lock = guard.read_lock()
+        result['lock'] = lock
+        result['stale_reason'] = guard.stale_reason(lock) if lock else None
+        result['history'] = guard.history()['entries']
     result['budget'] = budget
-    result['execution_time_ms'] = int((time.monotonic() - started) * 1000)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module_envelope.run(work, dict(
+        state=dict(type='str', default='status', choices=['acquired', 'renewed', 'released', 'check', 'status', 'reset']),
+        state_dir=dict(type='path', default='/var/lib/claude-flow-runbook/guard'),
+        incident_id=dict(type='str'),
+        run_id=dict(type='str'),
+        lease=dict(type='int', default=0),
+        owner=dict(type='str', default='ansible'),
+        ttl=dict(type='int', default=3600),
+        wait_timeout=dict(type='int', default=0),
+        poll_interval=dict(type='float', default=1.0),
+        cooldown=dict(type='int', default=300),
+        window=dict(type='int', default=3600),
+        max_remediations=dict(type='int', default=3),
+        outcome=dict(type='str', default='noop', choices=['remediated', 'failed', 'noop']),
+        actions=dict(type='list', elements='str', default=[]),
+        force=dict(type='bool', default=False),
+    ), errors=(GuardError,), wrapped=(IOError, OSError),
+        wrap_msg='cannot use the guard state in {state_dir} ({exc}); check that the directory is writable',
+        required_if=[('state', 'acquired', ['incident_id']), ('state', 'renewed', ['incident_id']),
+                     ('state', 'released', ['incident_id'])])
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ description:
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   path:
@@ -111,8 +111,6 @@ attributes:
         the truth score is read from C(.swarm/verification-memory.json) and the CLI is not run.
   diff_mode:
     support: none
-  platform:
-    platforms: posix
 '''
 
 EXAMPLES = r'''
@@ -188,13 +186,10 @@ execution_time_ms:
   type: int
 '''
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import module_envelope
 from ansible_collections.claude_flow.runbook.plugins.module_utils.claude_flow import (
     ClaudeFlowError, check_timeout, common_argument_spec, reject_npx)
-from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import (
-    MemoryDbError, check_busy_timeout, elapsed_ms)
+from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import MemoryDbError, check_busy_timeout
 from ansible_collections.claude_flow.runbook.plugins.module_utils.safe_read import RangeError, check_range
 from ansible_collections.claude_flow.runbook.plugins.module_utils.severity import ThresholdError, merge_thresholds
 from ansible_collections.claude_flow.runbook.plugins.module_utils.triage import run
@@ -207,9 +202,20 @@ RANGES = (
 )
 
 
+def work(module, params):
+    for name, low, high, unit in RANGES:
+        check_range(name, params[name], low, high, unit)
+    check_busy_timeout(params['busy_timeout'])
+    reject_npx(params['executable'])
+    check_timeout(params['timeout'])
+    merge_thresholds(params['thresholds'])
+    verdict = run(params, check_mode=module.check_mode)
+    verdict['changed'] = False
+    return verdict
+
+
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, common_argument_spec(
         path=dict(type='path'),
         busy_timeout=dict(type='int', default=5000),
         integrity_check_max_bytes=dict(type='int', default=67108864),
@@ -223,21 +229,7 @@ def main():
         known_agents=dict(type='list', elements='str'),
         backup_dir=dict(type='path', default='/var/backups/claude-code'),
         preserve_dir=dict(type='path', default='/var/lib/claude-flow-runbook/preserved'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    started = time.monotonic()
-    params = module.params
-    try:
-        for name, low, high, unit in RANGES:
-            check_range(name, params[name], low, high, unit)
-        check_busy_timeout(params['busy_timeout'])
-        reject_npx(params['executable'])
-        check_timeout(params['timeout'])
-        merge_thresholds(params['thresholds'])
-        verdict = run(params, check_mode=module.check_mode)
-    except (MemoryDbError, ClaudeFlowError, ThresholdError, RangeError) as exc:
-        module.fail_json(msg=str(exc), execution_time_ms=elapsed_ms(started))
-    module.exit_json(changed=False, execution_time_ms=elapsed_ms(started), **verdict)
+    ), errors=(MemoryDbError, ClaudeFlowError, ThresholdError, RangeError))
 
 
 if __name__ == '__main__':

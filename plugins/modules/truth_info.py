@@ -21,6 +21,7 @@ description:
     these cases; that 0 is not a score.
   - Never changes anything.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   source:
@@ -60,20 +61,19 @@ options:
       - A ratio, more than 0 and at most 1.
     type: float
     default: 0.90
-attributes:
-  check_mode:
-    support: full
-    description:
-      - Never changes anything. A claude-flow 2.x CLI rewrites files under C(<app_dir>/.claude-flow/metrics/) on every
-        call but C(--version), so in check mode C(truth --json) is not run - V(auto) reads O(state_file) instead,
-        V(cli) returns C(no_data) saying so.
-  diff_mode:
-    description: Nothing is changed, so there is no diff.
-    support: none
 notes:
   - Unknown is not bad. A status other than C(ok) is not a breach; act on RV(overall) only when it is a number.
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Never changes anything. A claude-flow 2.x CLI rewrites files under C(<app_dir>/.claude-flow/metrics/) on every
+        call but C(--version), so in check mode C(truth --json) is not run - V(auto) reads O(state_file) instead,
+        V(cli) returns C(no_data) saying so.
+  diff_mode:
+    support: none
 '''
 
 EXAMPLES = r'''
@@ -187,50 +187,32 @@ execution_time_ms:
   sample: 812
 '''
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow, truth
+from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow, module_envelope, truth
 from ansible_collections.claude_flow.runbook.plugins.module_utils.memory_db import MemoryDbError, parse_window
+
+RETURNED = ('status', 'reason', 'overall', 'agents', 'agents_below', 'threshold', 'total_verifications',
+            'passed_verifications', 'history', 'source', 'cli_version', 'cli_command')
+
+
+def work(module, params):
+    window = parse_window(params['window']) if params['window'] else None
+    claude_flow.check_timeout(params['timeout'])
+    res = truth.collect(params['source'], params['app_dir'], executable=params['executable'],
+                        timeout=params['timeout'], state_file=params['state_file'], db_path=params['path'],
+                        window=window, threshold=params['threshold'], check_mode=module.check_mode)
+    result = dict((key, res[key]) for key in RETURNED)
+    result.update(changed=False, attempts=res.get('attempts', []))
+    return result
 
 
 def main():
-    argument_spec = claude_flow.common_argument_spec()
-    argument_spec.update(
+    module_envelope.run(work, claude_flow.common_argument_spec(
         source=dict(type='str', default='auto', choices=['auto', 'cli', 'state_file', 'db']),
         state_file=dict(type='path'),
         path=dict(type='path'),
         window=dict(type='str'),
         threshold=dict(type='float', default=truth.DEFAULT_THRESHOLD),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    started = time.monotonic()
-    params = module.params
-    try:
-        window = parse_window(params['window']) if params['window'] else None
-        claude_flow.check_timeout(params['timeout'])
-        res = truth.collect(params['source'], params['app_dir'], executable=params['executable'],
-                            timeout=params['timeout'], state_file=params['state_file'], db_path=params['path'],
-                            window=window, threshold=params['threshold'], check_mode=module.check_mode)
-    except (MemoryDbError, truth.TruthError, claude_flow.ClaudeFlowError) as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(
-        changed=False,
-        status=res['status'],
-        reason=res['reason'],
-        overall=res['overall'],
-        agents=res['agents'],
-        agents_below=res['agents_below'],
-        threshold=res['threshold'],
-        total_verifications=res['total_verifications'],
-        passed_verifications=res['passed_verifications'],
-        history=res['history'],
-        source=res['source'],
-        cli_version=res['cli_version'],
-        cli_command=res['cli_command'],
-        attempts=res.get('attempts', []),
-        execution_time_ms=int(round((time.monotonic() - started) * 1000)),
-    )
+    ), errors=(MemoryDbError, truth.TruthError, claude_flow.ClaudeFlowError))
 
 
 if __name__ == '__main__':

@@ -105,9 +105,22 @@ def test_growth_from_samples_and_check_mode_records_none(module, tmp_path):
     assert os.path.exists(fresh + '.growth.json')
 
 
+def test_db_not_created_yet_is_unknown_not_a_failure(module, tmp_path):
+    r = module('memory_db_info', {'path': str(tmp_path / 'missing.db'), 'gather': ['ops_per_second', 'db_size_bytes']})
+    assert not r.get('failed'), r
+    assert r['db_state'] == 'not_created' and r['ops_per_second'] is None and r['db_size_bytes'] is None
+    assert sorted(r['unavailable']) == ['db_size_bytes', 'ops_per_second']
+    assert 'not created yet' in r['unavailable']['ops_per_second']
+    assert not os.path.exists(str(tmp_path / 'missing.db')), 'reading must not create the database'
+
+
 def test_corrupt_or_missing_db_fails_with_a_clear_message(module, tmp_path):
-    r = module('memory_db_info', {'path': str(tmp_path / 'missing.db')})
-    assert r['failed'] and 'does not exist' in r['msg']
+    # A DB that did exist (its -wal is still there) is data loss, not a fresh install.
+    (tmp_path / 'gone.db-wal').write_bytes(b'x')
+    r = module('memory_db_info', {'path': str(tmp_path / 'gone.db')})
+    assert r['failed'] and 'does not exist, and it did' in r['msg'] and r['db_state'] == 'missing'
+    r = module('memory_db_info', {'path': str(tmp_path / 'no-such-dir' / 'memory.db')})
+    assert r['failed'] and 'configuration problem' in r['msg'] and r['db_state'] == 'config'
     empty = tmp_path / 'empty.db'
     empty.write_bytes(b'')
     r = module('memory_db_info', {'path': str(empty)})

@@ -16,7 +16,7 @@ import pytest
 from conftest import COLLECTIONS, REPO
 from dbfactory import corrupt_db, make_db, sha256, tree_digest
 
-from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_backup, safe_files
+from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db_restore, safe_files
 
 # Commits rows into the -wal and dies without checkpointing, as a crashed service would: the DB's
 # latest transactions then exist only in memory.db-wal (with memory.db-shm beside it).
@@ -151,7 +151,7 @@ def test_newest_verified_backup_is_chosen_and_the_rest_are_skipped_with_reasons(
     for f in preserved.values():
         shutil.copy(f['path'], str(copy_dir / f['name']))
     assert marker(str(copy_dir / 'memory.db')) == 100
-    assert not os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX)
+    assert not os.path.exists(db + memory_db_restore.JOURNAL_SUFFIX)
 
 
 def test_refuses_while_a_process_holds_the_db_and_force_overrides(module, tmp_path, holder):
@@ -186,7 +186,7 @@ def test_check_mode_changes_no_byte_and_says_what_it_would_do(module, tmp_path):
     assert r['changed'] is True and r['would_restore_from'] == chosen['backup_path'], r
     assert dict((f['name'], f['sha256']) for f in r['would_preserve']) == set_digests(db)
     assert sorted(r['would_remove']) == sorted([db + '-wal', db + '-shm'])
-    assert r['sha256'] == memory_db_backup.sha256_as_restored(chosen['backup_path'], 'wal')
+    assert r['sha256'] == memory_db_restore.sha256_as_restored(chosen['backup_path'], 'wal')
     assert tree_digest(str(tmp_path)) == before
 
 
@@ -224,7 +224,7 @@ def _prepare_interrupted(module, tmp_path, steps):
     set_marker(db, 2)
     crash_after_write(db, 3)
     before = set_digests(db)
-    run = memory_db_backup.RestoreRun(db, backup['backup_path'], preserve_dir=str(tmp_path / 'preserved'))
+    run = memory_db_restore.RestoreRun(db, backup['backup_path'], preserve_dir=str(tmp_path / 'preserved'))
     for step in steps:
         getattr(run, step)()
     run.unlock()  # the killed process's locks die with it
@@ -283,7 +283,7 @@ def test_killed_at_any_moment_the_db_is_whole_and_the_next_run_finishes(module, 
     for member in safe_files.db_set(db):
         shutil.copy(member, str(pristine / os.path.basename(member)))
     old_sha = sha256(db)
-    new_sha = memory_db_backup.sha256_as_restored(backup['backup_path'], 'wal')
+    new_sha = memory_db_restore.sha256_as_restored(backup['backup_path'], 'wal')
     rng = random.Random(7)
     outcomes = set()
     for _round in range(6):
@@ -299,13 +299,13 @@ def test_killed_at_any_moment_the_db_is_whole_and_the_next_run_finishes(module, 
         os.unlink(args_path)
         current = sha256(db)
         assert current in (old_sha, new_sha)  # never a half-written file
-        if current == old_sha and not os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX):
+        if current == old_sha and not os.path.exists(db + memory_db_restore.JOURNAL_SUFFIX):
             assert set_digests(db) == dict((n, sha256(str(pristine / n))) for n in os.listdir(str(pristine)))
-        journal = os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX)
+        journal = os.path.exists(db + memory_db_restore.JOURNAL_SUFFIX)
         outcomes.add(('new' if current == new_sha else 'old') + ('+journal' if journal else ''))
         r = module('memory_db_restore', {'path': db, 'src': backup['backup_path']})
         assert r.get('failed') is not True, r
-        assert marker(db) == 1 and not os.path.exists(db + memory_db_backup.JOURNAL_SUFFIX)
+        assert marker(db) == 1 and not os.path.exists(db + memory_db_restore.JOURNAL_SUFFIX)
     print('kill outcomes', sorted(outcomes))
     assert outcomes  # the rounds ran
 
