@@ -190,6 +190,54 @@ def test_check_mode_changes_no_byte_and_says_what_it_would_do(module, tmp_path):
     assert tree_digest(str(tmp_path)) == before
 
 
+def test_several_dirs_are_merged_newest_first_and_dry_run_only_picks(module, tmp_path):
+    db = make_db(tmp_path, rows=500)
+    releases, backups = tmp_path / 'releases', tmp_path / 'backups'
+    take(module, db, releases, 'r1', 1)
+    newest = take(module, db, backups, 'b1', 2)
+    broken = take(module, db, releases, 'r2', 3)  # the newest of all, but damaged after the manifest was written
+    with open(broken['backup_path'], 'r+b') as handle:
+        handle.seek(9000)
+        handle.write(b'\xa5' * 8)
+    set_marker(db, 9)
+    missing = str(tmp_path / 'nowhere')
+    before = tree_digest(str(tmp_path))
+    args = {'path': db, 'backup_dir': [str(releases), missing, str(backups)], 'dry_run': True}
+    for check_mode in (False, True):
+        r = module('memory_db_restore', args, check_mode=check_mode)
+        assert r['changed'] is False and r['dry_run'] is True and r['would_restore_from'] == newest['backup_path'], r
+        reasons = dict((s['path'], s['reason']) for s in r['skipped_backups'])
+        assert reasons[missing] == 'not a directory'
+        assert reasons[broken['backup_path']].startswith('sha256 mismatch'), reasons
+        assert 'restored_from' not in r and tree_digest(str(tmp_path)) == before
+    # max_candidates=1: only the newest (broken) one is verified, so nothing passes; the failure names each
+    # skipped candidate and why, the same in check mode as in a real run
+    msgs = []
+    for check_mode in (False, True):
+        r = module('memory_db_restore', dict(args, dry_run=False, max_candidates=1), check_mode=check_mode)
+        assert r['failed'] and r['msg'].startswith('no verified backup matches'), r
+        assert broken['backup_path'] + ': sha256 mismatch' in r['msg']
+        assert newest['backup_path'] + ': not checked: older than the newest max_candidates=1' in r['msg']
+        assert missing + ': not a directory' in r['msg']
+        msgs.append(r['msg'])
+        assert tree_digest(str(tmp_path)) == before
+    assert msgs[0] == msgs[1]
+    r = module('memory_db_restore', {'path': db, 'backup_dir': [str(releases), str(backups)]})
+    assert r['changed'] is True and r['restored_from'] == newest['backup_path'] and marker(db) == 2, r
+
+
+def test_no_backup_anywhere_fails_naming_the_empty_places(module, tmp_path):
+    db = make_db(tmp_path, rows=100)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    r = module('memory_db_restore', {'path': db, 'backup_dir': [str(empty)], 'dry_run': True}, check_mode=True)
+    assert r['failed'] and '%s: no file matches **/memory.db.backup in it' % empty in r['msg'], r
+    r = module('memory_db_restore', {'path': db, 'backup_dir': [str(tmp_path / 'a'), str(tmp_path / 'b')]})
+    assert r['failed'] and 'is not a directory' in r['msg'] and str(tmp_path / 'b') in r['msg'], r
+    r = module('memory_db_restore', {'path': db, 'backup_dir': [str(empty)], 'max_candidates': 0})
+    assert r['failed'] and 'max_candidates must be between 1 and 1000' in r['msg'], r
+
+
 def test_restoring_the_same_content_again_changes_nothing(module, tmp_path):
     db = make_db(tmp_path, rows=500)
     root = tmp_path / 'backups'
