@@ -342,8 +342,8 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
     if os.path.isdir(dest):
         raise RecoverError('dest %s is a directory; dest must be the path of a new file' % dest)
     dest_dir = os.path.dirname(os.path.abspath(dest))
-    if not os.path.isdir(dest_dir):
-        raise RecoverError('directory %s of dest does not exist; create it first or choose another dest' % dest_dir)
+    if os.path.lexists(dest_dir) and not os.path.isdir(dest_dir):
+        raise RecoverError('%s, the directory of dest, is not a directory; choose another dest' % dest_dir)
     if os.path.lexists(dest) and not force:
         raise RecoverError('dest %s already exists; choose a new file name, or set force: true to replace it (the '
                            'existing file is preserved first)' % dest)
@@ -356,8 +356,9 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
     if check_mode:
         return {'changed': True, 'would_write': dest, 'would_use_method': method, 'fallback_reason': fallback_reason,
                 'would_preserve': safe_files.db_set(dest) if os.path.lexists(dest) else [],
-                'source_sha256': source_sha256}
+                'would_create_dir': not os.path.isdir(dest_dir), 'source_sha256': source_sha256}
 
+    created_dir = safe_files.makedirs_synced(dest_dir)
     swept = safe_files.sweep_temps(dest_dir)
     tmp = os.path.join(dest_dir, safe_files.temp_name(dest, 'recover'))
     warnings = []
@@ -415,7 +416,7 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
               'lost_and_found': sum(rows or 0 for rows in lost.values()), 'integrity': integrity,
               'schema_profile': profile, 'source_sha256': source_sha256, 'sha256': safe_files.sha256_file(dest),
               'salvage_warnings': warnings, 'preserved': preserved,
-              'late_commits': swap['late_commits'] if swap else None}
+              'late_commits': swap['late_commits'] if swap else None, 'created_dir': created_dir}
     if swept:
         result['swept_temps'] = swept
     if backup:

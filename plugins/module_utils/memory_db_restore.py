@@ -379,6 +379,8 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
 
     dry_run only picks the backup (would_restore_from, skipped_backups) and touches nothing; path is then
     only the live DB that is never a candidate."""
+    if backup_dir is not None and not src and not backup_dir:
+        raise RestoreError('backup_dir is an empty list: there is nothing to search; give at least one directory')
     if bool(src) == bool(backup_dir):
         raise RestoreError('set exactly one of src (a backup file) or backup_dir (a folder to search)')
     if journal_mode not in JOURNAL_MODES:

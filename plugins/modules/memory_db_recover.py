@@ -33,7 +33,7 @@ options:
   dest:
     description:
       - The new file to write, e.g. C(.swarm/memory-recovered.db). Must not be O(path) or its C(-wal)/C(-shm).
-      - Must not exist, unless O(force=true).
+      - Must not exist, unless O(force=true). Its directory is created (mode C(0700)) when missing.
     type: path
     required: true
   force:
@@ -180,6 +180,14 @@ would_preserve:
   returned: check mode
   type: list
   elements: str
+would_create_dir:
+  description: Whether the directory of O(dest) would be created.
+  returned: check mode
+  type: bool
+created_dir:
+  description: Whether the directory of O(dest) was created.
+  returned: changed
+  type: bool
 execution_time_ms:
   description: Wall time of the module in milliseconds.
   returned: always
