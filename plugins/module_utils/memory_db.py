@@ -178,6 +178,21 @@ def profile_of(conn):
         return 'unknown'
 
 
+def settle_copy(path):
+    """A copy this collection just wrote, made one self-contained file (journal_mode DELETE, no sidecars left),
+    then described: (integrity_check verdict, {table: rows}, schema profile)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute('PRAGMA journal_mode=DELETE').fetchone()
+        integrity = run_check(conn, 'integrity_check')
+        counts = row_counts(conn)
+        profile = profile_of(conn)
+    finally:
+        conn.close()
+    safe_files.remove_files(file_set(path)[1:])
+    return integrity, counts, profile
+
+
 def file_set(path):
     """path and the -wal/-shm/-journal beside it: the files that together are one DB."""
     return [path + suffix for suffix in safe_files.DB_SUFFIXES]
@@ -329,31 +344,20 @@ SOURCES = {
 }
 SOURCES['unknown'] = SOURCES['runbook']
 
-# Indexes that make the runbook's queries cheap, per profile: (name, table, columns).
+# Indexes that make the runbook's queries cheap, per profile: (name, table, columns). The runbook
+# profile is the 2.7 one plus task_type and verification_history.
+_REASONINGBANK_INDEXES = [('idx_patterns_%s' % col, 'patterns', [col])
+                          for col in ('confidence', 'last_used', 'created_at', 'type')]
+_REASONINGBANK_INDEXES.append(('idx_task_trajectories_created_at', 'task_trajectories', ['created_at']))
 RECOMMENDED_INDEXES = {
-    'runbook': [
-        ('idx_patterns_confidence', 'patterns', ['confidence']),
-        ('idx_patterns_last_used', 'patterns', ['last_used']),
-        ('idx_patterns_created_at', 'patterns', ['created_at']),
-        ('idx_patterns_type', 'patterns', ['type']),
-        ('idx_task_trajectories_created_at', 'task_trajectories', ['created_at']),
+    'reasoningbank': _REASONINGBANK_INDEXES,
+    'runbook': _REASONINGBANK_INDEXES + [
         ('idx_task_trajectories_type_created', 'task_trajectories', ['task_type', 'created_at']),
-        ('idx_verification_history_timestamp', 'verification_history', ['timestamp']),
-    ],
-    'reasoningbank': [
-        ('idx_patterns_confidence', 'patterns', ['confidence']),
-        ('idx_patterns_last_used', 'patterns', ['last_used']),
-        ('idx_patterns_created_at', 'patterns', ['created_at']),
-        ('idx_patterns_type', 'patterns', ['type']),
-        ('idx_task_trajectories_created_at', 'task_trajectories', ['created_at']),
-    ],
-    'v3': [
-        ('idx_patterns_confidence', 'patterns', ['confidence']),
-        ('idx_patterns_last_matched', 'patterns', ['last_matched_at']),
-        ('idx_patterns_created_at', 'patterns', ['created_at']),
-        ('idx_patterns_type', 'patterns', ['pattern_type']),
-        ('idx_trajectories_started_at', 'trajectories', ['started_at']),
-    ],
+        ('idx_verification_history_timestamp', 'verification_history', ['timestamp'])],
+    'v3': [(name, 'patterns', [col]) for name, col in (
+        ('idx_patterns_confidence', 'confidence'), ('idx_patterns_last_matched', 'last_matched_at'),
+        ('idx_patterns_created_at', 'created_at'), ('idx_patterns_type', 'pattern_type'))]
+    + [('idx_trajectories_started_at', 'trajectories', ['started_at'])],
     'unknown': [],
 }
 

@@ -381,16 +381,8 @@ def _write_backup(src, source, dest, target_dir, backup_path, name, source_check
             src.backup(dst)
         finally:
             dst.close()
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            # The copy inherits WAL from the header; DELETE makes it one self-contained file.
-            conn.execute('PRAGMA journal_mode=DELETE').fetchone()
-            integrity = memory_db.run_check(conn, 'integrity_check')
-            counts = memory_db.row_counts(conn)
-            profile = memory_db.profile_of(conn)
-        finally:
-            conn.close()
-        safe_files.remove_files(memory_db.file_set(tmp)[1:])
+        # The copy inherits WAL from the header; DELETE makes it one self-contained file.
+        integrity, counts, profile = memory_db.settle_copy(tmp)
         if integrity != 'ok' and source_check == 'ok':
             raise BackupError('the copy of %s failed integrity_check (%s) although the source passed quick_check; '
                               'the disk or the source may be failing: check dmesg and retry'

@@ -380,15 +380,7 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
         if not os.path.exists(tmp) or os.path.getsize(tmp) == 0:
             raise RecoverError('nothing could be recovered from %s; restore a verified backup (memory_db_restore)'
                                % path)
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            conn.execute('PRAGMA journal_mode=DELETE').fetchone()
-            integrity = memory_db.run_check(conn, 'integrity_check')
-            counts = memory_db.row_counts(conn)
-            profile = memory_db.profile_of(conn)
-        finally:
-            conn.close()
-        safe_files.remove_files(memory_db.file_set(tmp)[1:])
+        integrity, counts, profile = memory_db.settle_copy(tmp)
         if integrity != 'ok':
             raise RecoverError('the recovered copy of %s fails integrity_check (%s) and was discarded; restore a '
                                'verified backup instead' % (path, '; '.join(integrity)))

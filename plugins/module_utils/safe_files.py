@@ -200,7 +200,8 @@ def check_range(name, value, low, high=None):
     return None
 
 
-def fsync_dir(path):
+def fsync_path(path):
+    """fsync a file or a directory (a directory's fsync makes the renames and creations in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -208,12 +209,7 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_dir = fsync_file = fsync_path
 
 
 def atomic_write_bytes(path, data, mode=0o600):

@@ -39,8 +39,7 @@ LONG_PIECE_LEN = 20
 # A run of token characters in a text this long that occurs inside a secret is a fragment of it.
 MIN_FRAGMENT_LEN = 12
 MAX_URL_LEN = 4096
-MIN_KEY_LEN = 8
-MAX_KEY_LEN = 256
+KEY_LENGTHS = (8, 256)  # shortest and longest usable API/routing key
 
 _SPLIT_PIECES = re.compile(r'[/?#&=:@;,\s]+')
 _SPLIT_CHUNKS = re.compile(r'\s+')
@@ -192,15 +191,22 @@ def _describe_bad_char(value):
     return 'contains %s (at character %d of %d)' % (what, _BAD_CHARS.search(value).start() + 1, len(value))
 
 
+def _setting_text(name, value, what):
+    """(the stripped text, None) for a setting to judge further, or (None, answer): a sentence when it is no
+    string, '' (not configured) when it is empty."""
+    if not isinstance(value, str):
+        return None, '%s must be %s, got a %s' % (name, what, _kind(value))
+    value = value.strip()
+    return (value, None) if value else (None, '')
+
+
 def url_problem(name, value):
     """Why value, the content of variable name, is not a usable http(s) endpoint, or '' when it is.
     Surrounding whitespace is ignored (a vaulted value often ends with a line break). The message
     names the variable and the problem, never the value."""
-    if not isinstance(value, str):
-        return '%s must be a URL string, got a %s' % (name, _kind(value))
-    value = value.strip()
-    if not value:
-        return ''
+    value, problem = _setting_text(name, value, 'a URL string')
+    if problem is not None:
+        return problem
     fix = 'set it to the full endpoint URL, such as https://hooks.example.com/...'
     if len(value) > MAX_URL_LEN:
         return '%s is %d characters long (at most %d): it is not a single endpoint URL; %s' % (
@@ -230,16 +236,14 @@ def url_problem(name, value):
 def key_problem(name, value):
     """Why value is not a usable API/routing key, or '' when it is (empty is '': not configured).
     The message names the variable and the problem, never the value."""
-    if not isinstance(value, str):
-        return '%s must be a string, got a %s' % (name, _kind(value))
-    value = value.strip()
-    if not value:
-        return ''
+    value, problem = _setting_text(name, value, 'a string')
+    if problem is not None:
+        return problem
     fix = 'set it to the integration key alone (32 characters for a PagerDuty Events v2 routing key)'
     if '://' in value or '/' in value:
         return '%s looks like a URL; %s' % (name, fix)
     if _BAD_CHARS.search(value):
         return '%s %s; %s' % (name, _describe_bad_char(value), fix)
-    if not MIN_KEY_LEN <= len(value) <= MAX_KEY_LEN:
-        return '%s is %d characters long (expected %d to %d); %s' % (name, len(value), MIN_KEY_LEN, MAX_KEY_LEN, fix)
+    if not KEY_LENGTHS[0] <= len(value) <= KEY_LENGTHS[1]:
+        return '%s is %d characters long (expected %d to %d); %s' % ((name, len(value)) + KEY_LENGTHS + (fix,))
     return ''

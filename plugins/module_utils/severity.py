@@ -17,64 +17,46 @@ LEVELS = ('P0', 'P1', 'P2', 'P3')
 PLAYBOOKS = {'P0': 'playbooks/p0_response.yml', 'P1': 'playbooks/p1_response.yml',
              'P2': 'playbooks/p2_response.yml', 'P3': 'playbooks/p3_response.yml'}
 
-# direction 'below': value < threshold breaches; 'above': value > threshold breaches.
+
+def _metric(direction, levels, runbook, **action):
+    """One row of the table: direction 'below' (value < threshold breaches) or 'above' (value > threshold),
+    the threshold per level, the runbook's words, and the action per level."""
+    return {'direction': direction, 'levels': levels, 'runbook': runbook, 'action': action}
+
+
 # Levels are checked P0 first, so the most severe breached level wins for a metric.
 THRESHOLDS = {
-    'truth_score': {
-        'direction': 'below', 'levels': {'P0': 0.85, 'P1': 0.90, 'P2': 0.95},
-        'runbook': 'Truth verification score < {threshold}',
-        'action': {'P0': 'roll back to the previous release (P0 step 2)',
-                   'P1': 'retrain patterns: training neural-train --data recent (P1 step 3)',
-                   'P2': 'investigate and schedule maintenance (P2 procedure)'},
-    },
-    'agent_score': {
-        'direction': 'below', 'levels': {'P2': 0.90},
-        'runbook': 'Single agent underperforming (score < {threshold})',
-        'action': {'P2': 'review the agent; quarantine it if it keeps failing (Common issue 1, option 3)'},
-    },
-    'ops_per_second': {
-        'direction': 'below', 'levels': {'P0': 50000, 'P1': 100000, 'P2': 150000},
-        'runbook': 'Neural operations/sec < {threshold}',
-        'action': {'P0': 'check for bottlenecks: ANALYZE, VACUUM, missing indexes (Common issue 2)',
-                   'P1': 'optimize the database and check for bottlenecks (Common issue 2)',
-                   'P2': 'schedule database maintenance (Common issue 2)'},
-    },
-    'cache_hit_rate': {
-        'direction': 'below', 'levels': {'P1': 60.0},
-        'runbook': 'Cache hit rate < {threshold}%',
-        'action': {'P1': 'clear stale patterns and VACUUM (P1 step 3, Common issue 4)'},
-    },
-    'quarantined_ratio': {
-        'direction': 'above', 'levels': {'P1': 0.10},
-        'runbook': 'Multiple agents quarantined (> {threshold_pct}%)',
-        'action': {'P1': 'review quarantined agents and the release that introduced them'},
-    },
-    'growth_mb_per_hour': {
-        'direction': 'above', 'levels': {'P1': 100.0},
-        'runbook': 'Memory database growing rapidly (> {threshold}MB/hour)',
-        'action': {'P1': 'find the writer, prune old patterns, check disk space (Common issue 2)'},
-    },
-    'goap_planning_ms': {
-        'direction': 'above', 'levels': {'P2': 100.0},
-        'runbook': 'GOAP planning slow (> {threshold}ms average)',
-        'action': {'P2': 'clear stale planning patterns, retrain heuristics (Common issue 5)'},
-    },
-    'db_size_bytes': {
-        'direction': 'above', 'levels': {'P3': 858993459},
-        'runbook': 'Memory database size approaching threshold (> {threshold} bytes)',
-        'action': {'P3': 'schedule pruning and VACUUM (maintenance.yml)'},
-    },
-    'log_size_bytes': {
-        'direction': 'above', 'levels': {'P3': 524288000},
-        'runbook': 'Log files growing large (> {threshold} bytes)',
-        'action': {'P3': 'rotate and compress application logs'},
-    },
-    'disk_free_ratio': {
-        'direction': 'below', 'levels': {'P1': 0.05, 'P3': 0.15},
-        'runbook': 'Disk space low on the database filesystem (< {threshold_pct}% free)',
-        'action': {'P1': 'free disk space now: SQLite fails writes on a full disk (Prevention: monitor disk)',
-                   'P3': 'plan disk space (Prevention: monitor disk space and I/O)'},
-    },
+    'truth_score': _metric(
+        'below', {'P0': 0.85, 'P1': 0.90, 'P2': 0.95}, 'Truth verification score < {threshold}',
+        P0='roll back to the previous release (P0 step 2)',
+        P1='retrain patterns: training neural-train --data recent (P1 step 3)',
+        P2='investigate and schedule maintenance (P2 procedure)'),
+    'agent_score': _metric(
+        'below', {'P2': 0.90}, 'Single agent underperforming (score < {threshold})',
+        P2='review the agent; quarantine it if it keeps failing (Common issue 1, option 3)'),
+    'ops_per_second': _metric(
+        'below', {'P0': 50000, 'P1': 100000, 'P2': 150000}, 'Neural operations/sec < {threshold}',
+        P0='check for bottlenecks: ANALYZE, VACUUM, missing indexes (Common issue 2)',
+        P1='optimize the database and check for bottlenecks (Common issue 2)',
+        P2='schedule database maintenance (Common issue 2)'),
+    'cache_hit_rate': _metric('below', {'P1': 60.0}, 'Cache hit rate < {threshold}%',
+                              P1='clear stale patterns and VACUUM (P1 step 3, Common issue 4)'),
+    'quarantined_ratio': _metric('above', {'P1': 0.10}, 'Multiple agents quarantined (> {threshold_pct}%)',
+                                 P1='review quarantined agents and the release that introduced them'),
+    'growth_mb_per_hour': _metric(
+        'above', {'P1': 100.0}, 'Memory database growing rapidly (> {threshold}MB/hour)',
+        P1='find the writer, prune old patterns, check disk space (Common issue 2)'),
+    'goap_planning_ms': _metric('above', {'P2': 100.0}, 'GOAP planning slow (> {threshold}ms average)',
+                                P2='clear stale planning patterns, retrain heuristics (Common issue 5)'),
+    'db_size_bytes': _metric(
+        'above', {'P3': 858993459}, 'Memory database size approaching threshold (> {threshold} bytes)',
+        P3='schedule pruning and VACUUM (maintenance.yml)'),
+    'log_size_bytes': _metric('above', {'P3': 524288000}, 'Log files growing large (> {threshold} bytes)',
+                              P3='rotate and compress application logs'),
+    'disk_free_ratio': _metric(
+        'below', {'P1': 0.05, 'P3': 0.15}, 'Disk space low on the database filesystem (< {threshold_pct}% free)',
+        P1='free disk space now: SQLite fails writes on a full disk (Prevention: monitor disk)',
+        P3='plan disk space (Prevention: monitor disk space and I/O)'),
 }
 
 # Facts that are conditions rather than numbers.

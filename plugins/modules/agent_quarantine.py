@@ -67,11 +67,8 @@ options:
   path:
     description: The memory database for RV(known_agents). Defaults to C(<app_dir>/.swarm/memory.db); opened read-only.
     type: path
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 attributes:
   check_mode:
-    support: full
     details: Reports the action and the registry it would write (with a diff) and writes nothing.
   diff_mode:
     support: full
@@ -163,11 +160,6 @@ registry:
   returned: always
   type: str
   sample: /opt/claude-code-production/.swarm/quarantine.json
-execution_time_ms:
-  description: How long the module took.
-  returned: always
-  type: int
-  sample: 3
 '''
 
 import os

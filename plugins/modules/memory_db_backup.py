@@ -25,10 +25,7 @@ description:
   - Refuses a source that fails C(PRAGMA quick_check), so that a corrupt copy cannot rotate good backups out.
   - Checks free space first; on a full disk the partial file is removed and the module fails saying how many bytes
     are free and needed. Previous backups are never touched by a failed run.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   dest:
@@ -61,21 +58,17 @@ options:
       - The manifest then records the failed integrity, and the backup never counts as verified.
     type: bool
     default: false
-notes:
-  - Check mode opens the source read-only, runs C(quick_check) and the free-space check, and returns
-    C(would_backup_to) and C(would_delete) without writing anything.
 seealso:
   - module: claude_flow.runbook.memory_db_restore
   - module: claude_flow.runbook.memory_db_recover
+  - module: claude_flow.runbook.memory_db_check
+    description: Check the live database first; a corrupt source is refused unless O(allow_corrupt_source=true).
 attributes:
   check_mode:
-    support: full
     details:
       - Checks the source (quick_check), the free space and the retention, and returns RV(would_backup_to) and
         RV(would_delete); writes nothing.
       - An idle WAL-mode source is opened immutable, so not even C(-wal)/C(-shm) files appear beside it.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -190,10 +183,6 @@ needed_bytes:
 free_bytes:
   description: Free bytes at O(dest).
   returned: check mode, or failure on a full disk
-  type: int
-execution_time_ms:
-  description: Wall time of the module in milliseconds.
-  returned: always
   type: int
 '''
 

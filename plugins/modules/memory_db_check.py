@@ -17,10 +17,7 @@ description:
     service holds the database open, and precise about files that are not databases at all.
   - A missing, zero-length, non-SQLite or truncated file gives RV(ok=false) with an error that says
     what is wrong and what to do; the module itself does not fail for a broken database.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   mode:
@@ -40,10 +37,7 @@ options:
     default: 100
 attributes:
   check_mode:
-    support: full
     details: The module never writes, so check mode runs the same read-only check.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -104,10 +98,6 @@ queries:
   returned: always
   type: list
   elements: str
-execution_time_ms:
-  description: Wall time of the module's work in milliseconds.
-  returned: always
-  type: int
 '''
 
 import os

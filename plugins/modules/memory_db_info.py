@@ -20,10 +20,7 @@ description:
   - A metric whose tables or columns are absent, or whose table has never held a row, is returned
     as null and listed in RV(unavailable) with the reason. It is never reported as zero.
   - Rows that exist but fall outside O(window) are a real zero for counts and rates.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   gather:
@@ -47,10 +44,7 @@ options:
     type: path
 attributes:
   check_mode:
-    support: full
     details: Reads only; in check mode the growth sample is not recorded.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -145,10 +139,6 @@ queries:
   returned: always
   type: list
   elements: str
-execution_time_ms:
-  description: Wall time of the module's work in milliseconds.
-  returned: always
-  type: int
 '''
 
 import os

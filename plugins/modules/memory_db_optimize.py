@@ -19,10 +19,7 @@ description:
   - Runs C(ANALYZE) when statistics are missing or an index was created (or always, see O(analyze)),
     then C(PRAGMA optimize).
   - Refuses to write to a database that fails C(quick_check).
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   create_indexes:
@@ -48,10 +45,7 @@ options:
     default: false
 attributes:
   check_mode:
-    support: full
     details: Lists the statements it would run and runs none.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -94,7 +88,7 @@ vacuum:
   returned: always
   type: dict
 schema_profile:
-  description: Detected schema profile.
+  description: Detected schema profile; it decides which indexes are recommended.
   returned: always
   type: str
 queries:
@@ -102,10 +96,6 @@ queries:
   returned: always
   type: list
   elements: str
-execution_time_ms:
-  description: Wall time of the module's work in milliseconds.
-  returned: always
-  type: int
 '''
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, module_envelope

@@ -22,10 +22,7 @@ description:
     be regular files (a FIFO, device or socket is refused without opening it).
   - Used by the rollback role before it switches away from a release, so that release's DB set is kept exactly
     as it was.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   preserve_dir:
@@ -51,10 +48,7 @@ seealso:
   - module: claude_flow.runbook.memory_db_backup
 attributes:
   check_mode:
-    support: full
     details: Returns the files it would copy with their sha256 (RV(would_preserve)) and copies nothing.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -87,10 +81,6 @@ would_preserve:
   returned: check mode
   type: list
   elements: dict
-execution_time_ms:
-  description: Wall time of the module in milliseconds.
-  returned: always
-  type: int
 '''
 
 import os

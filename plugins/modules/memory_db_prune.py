@@ -17,10 +17,7 @@ description:
   - Counts what each rule matches first; when the total exceeds O(max_rows) nothing is deleted.
   - Refuses to write to a database that fails C(quick_check).
   - Back up first (M(claude_flow.runbook.memory_db_backup)); the maintenance role does.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   rules:
@@ -51,10 +48,7 @@ options:
     default: false
 attributes:
   check_mode:
-    support: full
     details: Counts per rule and deletes nothing; VACUUM is reported, not run.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -101,7 +95,7 @@ vacuum:
   returned: always
   type: dict
 schema_profile:
-  description: Detected schema profile.
+  description: Detected schema profile; it maps each rule to this schema's tables and columns.
   returned: always
   type: str
 queries:
@@ -109,10 +103,6 @@ queries:
   returned: always
   type: list
   elements: str
-execution_time_ms:
-  description: Wall time of the module's work in milliseconds.
-  returned: always
-  type: int
 '''
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import memory_db, module_envelope

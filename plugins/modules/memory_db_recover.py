@@ -24,10 +24,7 @@ description:
   - The result is checked with C(integrity_check) before it is moved to O(dest); a result that fails is discarded.
   - SQLite says C(.recover) output is suspect. Compare RV(tables) with a backup (O(backup) gives RV(deltas)) and use
     the recovered file in place of a backup only when no verified backup exists.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   dest:
@@ -85,8 +82,6 @@ attributes:
     details:
       - Validates the options and returns RV(would_write) and the method it would use; the salvage itself is not run,
         so whether it succeeds is only known in a real run.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -188,10 +183,6 @@ created_dir:
   description: Whether the directory of O(dest) was created.
   returned: changed
   type: bool
-execution_time_ms:
-  description: Wall time of the module in milliseconds.
-  returned: always
-  type: int
 '''
 
 import sqlite3

@@ -41,10 +41,7 @@ description:
     RV(interrupted_restore) - C(completed) when the rename had happened (O(path) equals the backup; the journal is
     dropped after an integrity check), C(rolled_back) when it had not (the removed C(-wal)/C(-shm) are put back
     from the preserved set, checked by sha256) - and then does its own work.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   src:
@@ -123,22 +120,18 @@ options:
     choices: [wal, delete, keep]
     default: wal
 notes:
-  - Check mode verifies the candidates, checks for processes holding the database, and returns
-    RV(would_restore_from), the files it would preserve (with sha256) and the sidecars it would remove, without
-    writing anything.
   - The restored file keeps the owner and mode of the file it replaces (or gets the directory's owner and C(0600)).
 seealso:
   - module: claude_flow.runbook.memory_db_backup
   - module: claude_flow.runbook.memory_db_recover
+  - module: claude_flow.runbook.memory_db_preserve
+    description: Copies the current set the same way (exclusive lock, sha256, C(MANIFEST.json)) without replacing it.
 attributes:
   check_mode:
-    support: full
     details:
-      - Verifies the candidates and returns RV(would_restore_from), RV(skipped_backups), RV(would_preserve) and
-        RV(would_remove); writes nothing.
+      - Verifies the candidates, checks for processes holding the database, and returns RV(would_restore_from),
+        RV(skipped_backups), the files it would preserve (with sha256) and the sidecars it would remove; writes nothing.
       - When no candidate passes it fails with the same message as a real run.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -284,10 +277,6 @@ would_remove:
   returned: check mode, when a restore is needed
   type: list
   elements: str
-execution_time_ms:
-  description: Wall time of the module in milliseconds.
-  returned: always
-  type: int
 '''
 
 import sqlite3

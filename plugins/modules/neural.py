@@ -27,7 +27,6 @@ description:
     C(timed out after N s; process group killed) and RV(orphans) (processes of the group still alive
     afterwards; 0 expected).
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   command:
@@ -51,18 +50,13 @@ notes:
   - Accuracy figures printed by 2.x training may be synthesised by claude-flow; they are returned as text,
     not judged.
   - C(neural patterns --rebuild-cache) from the runbook exists in no release and is not offered.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 attributes:
   check_mode:
-    support: full
     details:
       - With O(command=train), check mode runs nothing and returns the command line in RV(would_run), with
         C(changed=true). V(patterns) and 2.x V(status) only read and run in check mode too.
       - 3.x V(status) downloads an embedding model on first use and caches it; check mode runs nothing and
         returns V(not_run) with the command line in RV(would_run).
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -179,11 +173,6 @@ duration_ms:
   returned: always
   type: int
   sample: 1490
-execution_time_ms:
-  description: How long the module took, version check included.
-  returned: always
-  type: int
-  sample: 2210
 '''
 
 import re

@@ -28,8 +28,6 @@ description:
     holding at that point, so a human has to look. O(state=reset) closes the breaker again.
   - Only runs released with O(outcome=remediated) or O(outcome=failed) count and are recorded in the
     history; a run that found nothing to do leaves no trace, so it stays idempotent.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - claude_flow.runbook.attributes
 options:
@@ -110,7 +108,6 @@ options:
     default: false
 attributes:
   check_mode:
-    support: full
     details: Reports whether the lock could be taken and what the budget allows; writes nothing.
   diff_mode:
     support: none
@@ -196,10 +193,6 @@ history:
   returned: state is status
   type: list
   elements: dict
-execution_time_ms:
-  description: Time the module took, in milliseconds.
-  returned: always
-  type: int
 '''
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import module_envelope

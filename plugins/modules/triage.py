@@ -20,10 +20,7 @@ description:
   - Classifies them with the runbook's severity table and returns the most severe level, with one reason
     per breached threshold that quotes the runbook and names its recommended action.
   - A metric that cannot be measured is listed in RV(unknown) with the reason and never raises the severity.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   path:
@@ -104,13 +101,10 @@ options:
     default: /var/lib/claude-flow-runbook/preserved
 attributes:
   check_mode:
-    support: full
     details:
       - Reads only; in check mode the growth sample is not recorded.
       - A claude-flow 2.x CLI rewrites files under C(<app_dir>/.claude-flow/metrics/) on every call, so in check mode
         the truth score is read from C(.swarm/verification-memory.json) and the CLI is not run.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -180,10 +174,6 @@ path:
   description: The database path probed.
   returned: always
   type: str
-execution_time_ms:
-  description: Wall time of the module's work in milliseconds.
-  returned: always
-  type: int
 '''
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import module_envelope

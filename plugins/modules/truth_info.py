@@ -21,7 +21,6 @@ description:
     these cases; that 0 is not a score.
   - Never changes anything.
 extends_documentation_fragment:
-  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   source:
@@ -63,17 +62,12 @@ options:
     default: 0.90
 notes:
   - Unknown is not bad. A status other than C(ok) is not a breach; act on RV(overall) only when it is a number.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 attributes:
   check_mode:
-    support: full
     details:
       - Never changes anything. A claude-flow 2.x CLI rewrites files under C(<app_dir>/.claude-flow/metrics/) on every
         call but C(--version), so in check mode C(truth --json) is not run - V(auto) reads O(state_file) instead,
         V(cli) returns C(no_data) saying so.
-  diff_mode:
-    support: none
 '''
 
 EXAMPLES = r'''
@@ -180,11 +174,6 @@ attempts:
   type: list
   elements: dict
   sample: [{"source": "db", "outcome": "table verification_history does not exist in this database"}]
-execution_time_ms:
-  description: How long the module took.
-  returned: always
-  type: int
-  sample: 812
 '''
 
 from ansible_collections.claude_flow.runbook.plugins.module_utils import claude_flow, module_envelope, truth
