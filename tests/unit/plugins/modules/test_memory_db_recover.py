@@ -136,8 +136,16 @@ def test_dest_rules(module, tmp_path, damaged):
     assert r['failed'] and 'is the database itself' in r['msg'] and 'memory-recovered.db' in r['msg']
     r = module('memory_db_recover', {'path': db, 'dest': db + '-wal'})
     assert r['failed'] and 'is the database itself' in r['msg']
-    r = module('memory_db_recover', {'path': db, 'dest': str(tmp_path / 'missing-dir' / 'x.db')})
-    assert r['failed'] and 'does not exist' in r['msg']
+    # A missing directory of dest is created (0700), and check mode says it would be, creating nothing.
+    missing = tmp_path / 'missing-dir' / 'x.db'
+    r = module('memory_db_recover', {'path': db, 'dest': str(missing)}, check_mode=True)
+    assert r['would_create_dir'] is True and not os.path.exists(str(missing.parent)), r
+    r = module('memory_db_recover', {'path': db, 'dest': str(missing), 'sqlite3_binary': '/nonexistent/sqlite3'})
+    assert r['changed'] is True and r['created_dir'] is True and integrity(str(missing)) == [('ok',)], r
+    assert oct(os.stat(str(missing.parent)).st_mode & 0o777) == '0o700'
+    (tmp_path / 'a-file').write_bytes(b'')
+    r = module('memory_db_recover', {'path': db, 'dest': str(tmp_path / 'a-file' / 'x.db')})
+    assert r['failed'] and 'is not a directory' in r['msg'], r
     existing = tmp_path / 'existing.db'
     existing.write_bytes(b'keep me')
     r = module('memory_db_recover', {'path': db, 'dest': str(existing)})
