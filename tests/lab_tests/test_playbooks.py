@@ -322,7 +322,7 @@ def test_p0_truth_below_085_rolls_back(lab, fresh, receiver, reports_dir):
     started = time.time()
     run = playbook(lab, 'triage.yml', host, notify_vars(receiver, reports_dir))
     assert run.rc == 0, run
-    assert run.ran('Rename the temp symlink over the production symlink'), run
+    assert run.ran('Point the production symlink at the release rolled back to'), run
     new_release = link_target(lab, host)
     assert new_release != old_release, 'the symlink still points at %s' % old_release
     assert os.path.exists(lab.fs(index_of(host), old_release + '/.claude-flow-rolled-back'))
@@ -345,7 +345,7 @@ def test_p0_service_down_restarts(lab, fresh, receiver, reports_dir):
     run = playbook(lab, 'triage.yml', host, notify_vars(receiver, reports_dir))
     assert run.rc == 0, run
     assert run.ran('Restart the service (systemctl restart)'), run
-    assert not run.ran('Rename the temp symlink over the production symlink'), run
+    assert not run.ran('Point the production symlink at the release rolled back to'), run
     assert_healthy(lab, host)
     assert link_target(lab, host) == release, 'a restart was enough; no rollback expected'
     report_stabilisation('service_down', run)
@@ -663,7 +663,7 @@ def test_p0_restart_that_does_not_help_rolls_back(lab, fresh, receiver, reports_
     run = playbook(lab, 'p0_response.yml', host, extra)
     assert run.rc == 0, run
     assert run.ran('Restart the service (systemctl restart)'), run
-    assert run.ran('Roll back after the failed restart') or run.ran('Rename the temp symlink over the production symlink'), run
+    assert run.ran('Roll back after the failed restart') or run.ran('Point the production symlink at the release rolled back to'), run
     assert link_target(lab, host) != old_release
     assert_healthy(lab, host)
     report = read_report(lab, host, incident_id_from(run))
