@@ -7,8 +7,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-# The memory_db and claude_flow fragments append these to their own text.
-ATTRIBUTES = r'''
+class ModuleDocFragment(object):
+    """The attributes of every module: read-only modules and full check mode are the default; a module states
+    its check mode details, and overrides support where it differs."""
+
+    DOCUMENTATION = r'''
 attributes:
   check_mode:
     description: Can run in check mode and report what it would change (or why it would fail) without changing anything.
@@ -22,16 +25,7 @@ attributes:
     platforms: posix
 author:
   - claude_flow.runbook maintainers (!UNKNOWN)
-'''
-TIMING_NOTE = r'''
+notes:
   - Every result, a failed one too, has C(execution_time_ms), the wall time of the module's work in milliseconds,
     so response times can be measured.
 '''
-
-
-class ModuleDocFragment(object):
-    """The attributes of every module: read-only modules and full check mode are the default; a module states
-    its check mode details, and overrides support where it differs. The memory_db and claude_flow fragments
-    carry this one, so a module lists whichever of the three it needs."""
-
-    DOCUMENTATION = ATTRIBUTES + 'notes:' + TIMING_NOTE

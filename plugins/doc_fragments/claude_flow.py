@@ -6,8 +6,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.claude_flow.runbook.plugins.doc_fragments.attributes import ATTRIBUTES, TIMING_NOTE
-
 
 class ModuleDocFragment(object):
     """Options of the modules that run or read a claude-flow deployment."""
@@ -44,4 +42,4 @@ notes:
     is the local install (no node start-up), else from the first line of C(claude-flow --version).
   - Every claude-flow 2.x call but C(--version) rewrites files under C(<app_dir>/.claude-flow/metrics/); in check mode
     no module runs such a call.
-''' + TIMING_NOTE + ATTRIBUTES
+'''

@@ -6,8 +6,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.claude_flow.runbook.plugins.doc_fragments.attributes import ATTRIBUTES, TIMING_NOTE
-
 
 class ModuleDocFragment(object):
     """Options shared by the memory_db_* modules."""
@@ -28,4 +26,4 @@ options:
 notes:
   - Supports the three schema profiles found in the wild, detected from C(sqlite_master)
     (C(runbook), C(reasoningbank) for claude-flow 2.7.x, C(v3) for claude-flow 3.x).
-''' + TIMING_NOTE + ATTRIBUTES
+'''

@@ -26,6 +26,7 @@ description:
   - Checks free space first; on a full disk the partial file is removed and the module fails saying how many bytes
     are free and needed. Previous backups are never touched by a failed run.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   dest:

@@ -18,6 +18,7 @@ description:
   - A missing, zero-length, non-SQLite or truncated file gives RV(ok=false) with an error that says
     what is wrong and what to do; the module itself does not fail for a broken database.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   mode:

@@ -21,6 +21,7 @@ description:
     as null and listed in RV(unavailable) with the reason. It is never reported as zero.
   - Rows that exist but fall outside O(window) are a real zero for counts and rates.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   gather:

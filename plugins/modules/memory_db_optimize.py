@@ -20,6 +20,7 @@ description:
     then C(PRAGMA optimize).
   - Refuses to write to a database that fails C(quick_check).
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   create_indexes:

@@ -23,6 +23,7 @@ description:
   - Used by the rollback role before it switches away from a release, so that release's DB set is kept exactly
     as it was.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   preserve_dir:

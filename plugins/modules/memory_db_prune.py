@@ -18,6 +18,7 @@ description:
   - Refuses to write to a database that fails C(quick_check).
   - Back up first (M(claude_flow.runbook.memory_db_backup)); the maintenance role does.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   rules:

@@ -25,14 +25,24 @@ description:
   - SQLite says C(.recover) output is suspect. Compare RV(tables) with a backup (O(backup) gives RV(deltas)) and use
     the recovered file in place of a backup only when no verified backup exists.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
+  backup:
+    description:
+      - A backup file to compare row counts with; gives RV(deltas).
+    type: path
   dest:
     description:
       - The new file to write, e.g. C(.swarm/memory-recovered.db). Must not be O(path) or its C(-wal)/C(-shm).
       - Must not exist, unless O(force=true). Its directory is created (mode C(0700)) when missing.
     type: path
     required: true
+  drain_timeout:
+    description:
+      - Seconds to wait after the swap until no process holds the replaced O(dest) open. 1 to 3600.
+    type: int
+    default: 30
   force:
     description:
       - Replace an existing O(dest). Its set (C(db)/C(-wal)/C(-shm)) is first preserved in O(preserve_dir), under
@@ -43,11 +53,6 @@ options:
   lock_timeout:
     description:
       - Seconds to wait for the exclusive lock on an existing O(dest) (O(force=true)). 1 to 3600.
-    type: int
-    default: 30
-  drain_timeout:
-    description:
-      - Seconds to wait after the swap until no process holds the replaced O(dest) open. 1 to 3600.
     type: int
     default: 30
   preserve_dir:
@@ -64,10 +69,6 @@ options:
       - Seconds the C(.recover) pipeline may run before it is killed and the module fails. 1 to 86400.
     type: int
     default: 600
-  backup:
-    description:
-      - A backup file to compare row counts with; gives RV(deltas).
-    type: path
 notes:
   - Check mode reads nothing but the source's sha256, and returns RV(would_write) and RV(would_use_method).
 seealso:

@@ -42,6 +42,7 @@ description:
     dropped after an integrity check), C(rolled_back) when it had not (the removed C(-wal)/C(-shm) are put back
     from the preserved set, checked by sha256) - and then does its own work.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.memory_db
 options:
   src:

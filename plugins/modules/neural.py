@@ -27,6 +27,7 @@ description:
     C(timed out after N s; process group killed) and RV(orphans) (processes of the group still alive
     afterwards; 0 expected).
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   command:

@@ -21,6 +21,7 @@ description:
     per breached threshold that quotes the runbook and names its recommended action.
   - A metric that cannot be measured is listed in RV(unknown) with the reason and never raises the severity.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   path:

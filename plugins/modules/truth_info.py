@@ -21,6 +21,7 @@ description:
     these cases; that 0 is not a score.
   - Never changes anything.
 extends_documentation_fragment:
+  - claude_flow.runbook.attributes
   - claude_flow.runbook.claude_flow
 options:
   source:
