@@ -334,6 +334,11 @@ def recover(path, dest, force=False, sqlite3_binary=None, timeout=DEFAULT_TIMEOU
     if os.path.getsize(real) == 0:
         raise RecoverError('%s is zero bytes long: there is nothing to recover; restore a verified backup '
                            '(memory_db_restore)' % path)
+    # Without the SQLite header neither .recover nor the Python salvage can open the file: say so before
+    # anything runs, so check mode fails with the reason a real run would give.
+    if not memory_db.inspect_file(real)['header_ok']:
+        raise RecoverError('nothing can be salvaged from %s: it has no SQLite header (overwritten, or another kind of '
+                           'file); restore a verified backup (memory_db_restore)' % path)
     if memory_db.same_file_set(dest, real):
         raise RecoverError('dest %s is the database itself (or its -wal/-shm); dest must be a new file, e.g. '
                            '%s' % (dest, os.path.join(os.path.dirname(path), 'memory-recovered.db')))

@@ -224,7 +224,7 @@ class RestoreRun(object):
             safe_files.apply_owner_and_mode(self.tmp, owner)
             if safe_files.sha256_file(self.tmp) != self.expected_sha256:
                 raise RestoreError('the staged copy of %s does not match it (the backup changed while it was being '
-                                  'copied); retry' % self.backup)
+                                   'copied); retry' % self.backup)
             conn = memory_db.connect(self.tmp, immutable=True)
             try:
                 verdict = memory_db.run_check(conn, 'integrity_check')
@@ -232,7 +232,7 @@ class RestoreRun(object):
                 conn.close()
             if verdict != 'ok':
                 raise RestoreError('the staged copy of %s fails integrity_check (%s); nothing was replaced'
-                                  % (self.backup, '; '.join(verdict)))
+                                   % (self.backup, '; '.join(verdict)))
         except BaseException:
             safe_files.remove_files(memory_db.file_set(self.tmp))
             raise
@@ -284,7 +284,7 @@ def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BU
         journal = safe_files.read_json(journal_path)
     except ValueError as exc:
         raise RestoreError('interrupted restore journal %s is unreadable (%s); compare the DB with the preserved '
-                          'set by hand, then move the journal aside' % (journal_path, exc))
+                           'set by hand, then move the journal aside' % (journal_path, exc))
     current = safe_files.sha256_file(real) if os.path.isfile(real) else None
     preserved = (journal.get('preserved') or {}).get('files', [])
     by_name = dict((item['name'], item) for item in preserved)
@@ -295,8 +295,8 @@ def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BU
         old_db = by_name.get(os.path.basename(real))
         if (old_db is None and current is not None) or (old_db is not None and current != old_db['sha256']):
             raise RestoreError('interrupted restore journal %s found, but %s matches neither the preserved copy nor '
-                              'the backup; compare them by hand (preserved set: %s), then move the journal aside'
-                              % (journal_path, real, (journal.get('preserved') or {}).get('dir')), interrupted=report)
+                               'the backup; compare them by hand (preserved set: %s), then move the journal aside'
+                               % (journal_path, real, (journal.get('preserved') or {}).get('dir')), interrupted=report)
         report['action'] = 'rolled_back'
         report['put_back'] = []
         for suffix in safe_files.DB_SUFFIXES[1:]:
@@ -307,8 +307,8 @@ def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BU
             if os.path.lexists(target):
                 if suffix != '-shm' and safe_files.sha256_file(target) != item['sha256']:
                     raise RestoreError('interrupted restore: %s differs from its preserved copy %s, so something wrote '
-                                      'to the DB after the interruption; compare by hand, then move %s aside'
-                                      % (target, item['path'], journal_path), interrupted=report)
+                                       'to the DB after the interruption; compare by hand, then move %s aside'
+                                       % (target, item['path'], journal_path), interrupted=report)
                 continue
             report['put_back'].append(target)
     report['tmp'] = journal.get('tmp') if journal.get('tmp') and os.path.exists(journal['tmp']) else None
@@ -332,7 +332,6 @@ def finish_interrupted(path, check_mode=False, busy_timeout=memory_db.DEFAULT_BU
     safe_files.remove_files([journal_path])
     safe_files.fsync_dir(os.path.dirname(real))
     return report
-
 
 
 def _resolved_paths(path, src, backup_dir, preserve_dir):
@@ -366,7 +365,7 @@ def _put_back(report, by_name):
         if safe_files.sha256_file(staging) != item['sha256']:
             safe_files.remove_files([staging])
             raise RestoreError('preserved copy %s no longer matches its recorded sha256; compare by hand'
-                              % item['path'], interrupted=report)
+                               % item['path'], interrupted=report)
         os.chmod(staging, 0o600)
         os.replace(staging, target)
 
@@ -401,7 +400,7 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
         raise RestoreError('path %s is a directory; point it at the memory.db file' % path)
     if not os.path.isdir(os.path.dirname(os.path.realpath(path))):
         raise RestoreError('directory %s does not exist; create the application directory (e.g. .swarm) first, '
-                          'or fix path' % os.path.dirname(os.path.realpath(path)))
+                           'or fix path' % os.path.dirname(os.path.realpath(path)))
     real, src, preserve_dir = _resolved_paths(path, src, backup_dir, preserve_dir)
     directory = os.path.dirname(real)
     if src and memory_db.same_file_set(src, real):
@@ -464,7 +463,7 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
         run.unlock()
         safe_files.remove_files(memory_db.file_set(run.tmp))
         raise RestoreError('could not preserve the current DB set of %s into %s (%s); nothing was changed'
-                          % (path, preserve_dir, exc), **getattr(exc, 'details', {}))
+                           % (path, preserve_dir, exc), **getattr(exc, 'details', {}))
     try:
         run.write_journal()
         run.move_sidecars()
@@ -478,9 +477,9 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
         except memory_db.MemoryDbError as undo_exc:
             settled = {'action': 'none', 'error': str(undo_exc)}
         raise RestoreError('restore of %s from %s failed (%s); the interrupted restore was %s, the previous set is '
-                          'preserved in %s' % (path, chosen['path'], exc, (settled or {}).get('action'),
-                                               (run.preserved or {}).get('dir')),
-                          interrupted_restore=settled, preserved=run.preserved)
+                           'preserved in %s' % (path, chosen['path'], exc, (settled or {}).get('action'),
+                                                (run.preserved or {}).get('dir')),
+                           interrupted_restore=settled, preserved=run.preserved)
     run.unlock()
     late = run.late_commits()
     integrity = run.verify()
@@ -488,15 +487,15 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
     drain = run.swapper.drained
     if drain.get('still_open'):
         raise RestoreError('%s was restored from %s and the old set is preserved in %s, but %s still holds the replaced '
-                          'database open after drain_timeout=%ss; restart it before it writes again'
-                          % (path, chosen['path'], (run.preserved or {}).get('dir'),
-                             ', '.join('pid %d (%s)' % (h['pid'], h['comm'] or '?') for h in drain['still_open']),
-                             drain_timeout), preserved=run.preserved, late_commits=late, drain=drain)
+                           'database open after drain_timeout=%ss; restart it before it writes again'
+                           % (path, chosen['path'], (run.preserved or {}).get('dir'),
+                              ', '.join('pid %d (%s)' % (h['pid'], h['comm'] or '?') for h in drain['still_open']),
+                              drain_timeout), preserved=run.preserved, late_commits=late, drain=drain)
     if integrity != 'ok':
         raise RestoreError('%s was restored from %s but now fails integrity_check (%s); the previous set is preserved '
-                          'in %s: check the disk (dmesg) before anything else'
-                          % (path, chosen['path'], '; '.join(integrity), (run.preserved or {}).get('dir')),
-                          preserved=run.preserved, restored_from=chosen['path'])
+                           'in %s: check the disk (dmesg) before anything else'
+                           % (path, chosen['path'], '; '.join(integrity), (run.preserved or {}).get('dir')),
+                           preserved=run.preserved, restored_from=chosen['path'])
     result.update({'changed': True, 'restored_from': chosen['path'], 'preserved': run.preserved,
                    'removed': run.removed, 'integrity': integrity, 'sha256': safe_files.sha256_file(real),
                    'late_commits': late, 'lock_waited_ms': run.swapper.lock_.waited_ms if run.swapper.lock_ else 0,
@@ -516,7 +515,7 @@ def _check_restore_space(real, backup, preserve_dir):
     free = safe_files.free_bytes(directory)
     if free < need:
         raise RestoreError('restoring needs %d bytes free in %s for the staged copy but %d are free; free space there '
-                          'first; nothing was changed' % (need, directory, free), needed_bytes=need, free_bytes=free)
+                           'first; nothing was changed' % (need, directory, free), needed_bytes=need, free_bytes=free)
     problem = db_swap.preserve_space_problem(real, preserve_dir)
     if problem:
         raise RestoreError(problem + '; nothing was changed')

@@ -57,6 +57,8 @@ def integrity_mode(path, full_check_max_bytes):
 
 
 DB_METRIC_NAMES = ['ops_per_second', 'cache_hit_rate', 'goap_planning_ms', 'growth_mb_per_hour', 'db_size_bytes']
+
+
 def probe_database(facts, path, window_s, busy_timeout_ms, record_growth, full_check_max_bytes=0, evidence_dirs=()):
     names = DB_METRIC_NAMES
     if not os.path.lexists(path) or (os.path.islink(path) and not os.path.exists(path)):

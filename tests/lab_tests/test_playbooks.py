@@ -633,10 +633,19 @@ def test_p0_nothing_usable_fails_loudly_and_pages(lab, fresh, receiver, reports_
         handle.write(b'\0' * size)
     lab.exec(host, ['systemctl', 'start', 'claude-code-production'], capture=True)
     damaged = sha256(live)
+    # Check mode shows the real plan: it fails with the reason the real run gives, never "restore from none".
+    check = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir), check=True)
+    assert check.rc != 0 and 'NOTHING USABLE' in check.out and 'from none' not in check.out, check
+    assert sha256(live) == damaged
     started = time.time()
     run = playbook(lab, 'p0_response.yml', host, notify_vars(receiver, reports_dir))
     assert run.rc != 0, run
     assert 'NOTHING USABLE' in run.out, run
+    reason = re.compile(r'NOTHING USABLE to restore\s+\S+\s+from:\s+no\s+verified\s+backup\s+matches[^(]*\(\d+\s+candidates')
+
+    def said(out):
+        return ' '.join(reason.search(out).group(0).split())
+    assert said(check.out) == said(run.out), (check, run)
     assert sha256(live) == damaged, 'the damaged DB was changed although nothing could replace it'
     assert any('HUMAN NEEDED' in p['text'] for p in payloads(receiver, '/slack', started))
     report = read_report(lab, host, incident_id_from(run))

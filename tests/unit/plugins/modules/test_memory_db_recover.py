@@ -169,12 +169,15 @@ def test_odd_dest_names_are_just_file_names(module, tmp_path, damaged):
 
 @pytest.mark.parametrize('mode, expected', [
     ('zero_length', 'zero bytes long'),
-    ('not_a_database', 'cannot read the schema'),
+    ('not_a_database', 'nothing can be salvaged'),
 ])
 def test_unsalvageable_files_fail_clearly_and_leave_nothing(module, tmp_path, mode, expected):
     db = make_db(tmp_path, rows=300)
     corrupt_db(db, mode)
     original = sha256(db)
+    # check mode fails the same way, before anything would run
+    checked = module('memory_db_recover', {'path': db, 'dest': str(tmp_path / 'recovered.db')}, check_mode=True)
+    assert checked['failed'] and expected in checked['msg'], checked
     r = module('memory_db_recover', {'path': db, 'dest': str(tmp_path / 'recovered.db'),
                                      'sqlite3_binary': '/nonexistent/sqlite3'})
     assert r['failed'] and expected in r['msg'] and 'backup' in r['msg'], r
