@@ -84,12 +84,13 @@ RETURN = r'''
 status:
   description:
     - V(ok) when the command ran and its output was understood, V(unsupported) when this release lacks it,
-      V(error) (with the task failed) when it failed, timed out or printed something not understood.
+      V(error) (with the task failed) when it failed, timed out or printed something not understood,
+      V(not_run) for 3.x O(command=status) in check mode (see RV(would_run)).
   returned: always
   type: str
   sample: ok
 reason:
-  description: Why the status is V(unsupported); else null.
+  description: Why the status is V(unsupported) or V(not_run); else null.
   returned: always
   type: str
   sample: null
@@ -105,7 +106,8 @@ cli_command:
   elements: str
   sample: ["/opt/claude-code-production/node_modules/.bin/claude-flow", "neural", "status"]
 would_run:
-  description: In check mode with O(command=train), the command line that would be run.
+  description: In check mode with O(command=train), or with O(command=status) on 3.x, the command line that
+    would be run.
   returned: always
   type: list
   elements: str
