@@ -682,22 +682,13 @@ def test_service_fails_after_rollback(scenarios, fault):
                                        '(/health %s): neither rolled forward nor stopped' % result['health'])
 
 
-# The response's DB recovery (roles/db_recovery) decides in check mode on a dry run that does not fail the
-# way the real run does: with nothing usable it says "Would restore ... from none" and ends rc 0. The role
-# is being moved onto memory_db_restore's own dry run; this marker goes with that change.
-CHECK_MODE_DB_RECOVERY_GAP = pytest.mark.xfail(
-    strict=True, raises=CheckDiverged, reason='check mode of roles/db_recovery: with no usable backup it plans a '
-    'restore "from none" and passes where the real run fails with NOTHING USABLE')
-
-
-@CHECK_MODE_DB_RECOVERY_GAP
 @pytest.mark.fault('backups', 'No usable backup and a DB .recover cannot salvage (preflight backup gate waived)')
 def test_no_usable_backup(scenarios, fault):
     result, _case, run = single_run(scenarios, 'no_usable_backup', fault, check=False)
     assert result['unchanged'] and not result['lock'], result
     assert run.rc != 0 and 'NOTHING USABLE' in run.out, run
     fault.did('stopped with "%s"; the damaged DB untouched; lock released' % fault.clip(error_text(run), 260))
-    outcome(scenarios, 'no_usable_backup', fault)   # the check twin last: its gap is the expected failure
+    outcome(scenarios, 'no_usable_backup', fault)   # the check twin must fail with the same reason
 
 
 # ------------------------------------------------------------------------------------ process
