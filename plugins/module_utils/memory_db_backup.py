@@ -213,22 +213,32 @@ def delete_backup(entry):
 
 
 def _stamp_dir(dest, moment, name, create):
-    """dest/<stamp>, or dest/<stamp>-N when dest/<stamp> exists. With create, the folder is made here with
-    an exclusive mkdir, so two runs at the same second never share one (nor report the same backup_path)."""
+    """dest/<stamp> when dest has no folder of that second yet, else dest/<stamp>-<microseconds now>. With
+    create, the folder is made here with an exclusive mkdir, so two runs at the same second never share one.
+    Not "the first free name": retention may just have removed dest/<stamp>, and handing that name out
+    again would give two runs the same backup_path."""
     base = moment.strftime('%Y%m%dT%H%M%SZ')
-    for attempt in range(1, 1000):
-        folder = os.path.join(dest, base if attempt == 1 else '%s-%d' % (base, attempt))
+    for _attempt in range(1000):
+        if _same_second(dest, base):
+            folder = os.path.join(dest, '%s-%06d' % (base, datetime.datetime.now().microsecond))
+        else:
+            folder = os.path.join(dest, base)
         if not create:
-            if not os.path.lexists(folder):
-                return folder
-            continue
+            return folder
         try:
             os.mkdir(folder, 0o700)
         except FileExistsError:
-            continue
+            continue  # another run took that name this very moment: look again
         safe_files.fsync_dir(dest)
         return folder
     raise BackupError('could not find a free timestamped folder under %s; remove old backups' % dest)
+
+
+def _same_second(dest, base):
+    """Whether dest holds a folder named for this second (<base> or <base>-N)."""
+    if not os.path.isdir(dest):
+        return False
+    return any(entry == base or entry.startswith(base + '-') for entry in os.listdir(dest))
 
 
 def _retention_lock(dest):

@@ -44,6 +44,7 @@ options:
   timestamped:
     description:
       - Put the backup in C(<dest>/<YYYYmmddTHHMMSSZ>/<name>) so that several are kept side by side.
+      - A second run within the same second gets C(<YYYYmmddTHHMMSSZ>-<microseconds>); no two runs ever get one folder.
     type: bool
     default: false
   keep:
