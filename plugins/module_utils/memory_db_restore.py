@@ -492,9 +492,19 @@ def restore(path, src=None, backup_dir=None, pattern=DEFAULT_PATTERN, expect_pro
                               ', '.join('pid %d (%s)' % (h['pid'], h['comm'] or '?') for h in drain['still_open']),
                               drain_timeout), preserved=run.preserved, late_commits=late, drain=drain)
     if integrity != 'ok':
+        # A -wal/-shm that another process made a link or special file since the swap is not followed; SQLite
+        # then cannot open the file at all. Say that rather than blame the disk.
+        swapped = [problem for problem in (safe_files.regular_file_problem(real + suffix) for suffix in ('-wal', '-shm')
+                                           if os.path.lexists(real + suffix)) if problem]
+        if swapped:
+            cause = 'a sidecar was replaced while the restore ran (%s); remove it, then check again' % '; '.join(swapped)
+        elif any('unable to open' in line for line in integrity):
+            cause = ('the file could not be opened for the check: a -wal/-shm that was a symbolic link or special file '
+                     'for a moment is not followed; look for a process replacing them, then check again')
+        else:
+            cause = 'check the disk (dmesg) before anything else'
         raise RestoreError('%s was restored from %s but now fails integrity_check (%s); the previous set is preserved '
-                           'in %s: check the disk (dmesg) before anything else'
-                           % (path, chosen['path'], '; '.join(integrity), (run.preserved or {}).get('dir')),
+                           'in %s: %s' % (path, chosen['path'], '; '.join(integrity), (run.preserved or {}).get('dir'), cause),
                            preserved=run.preserved, restored_from=chosen['path'])
     result.update({'changed': True, 'restored_from': chosen['path'], 'preserved': run.preserved,
                    'removed': run.removed, 'integrity': integrity, 'sha256': safe_files.sha256_file(real),
