@@ -121,7 +121,7 @@ EXAMPLES = r'''
   claude_flow.runbook.remediation_guard:
     state: acquired
     incident_id: INC-20260101-120000-web1
-    run_id: "{{ claude_flow_lock_run_id }}"
+    run_id: "{{ remediation_lock_run_id }}"
     owner: "{{ lookup('ansible.builtin.env', 'USER') }} p0_response"
     wait_timeout: 300
     lease: 900
@@ -130,7 +130,7 @@ EXAMPLES = r'''
   claude_flow.runbook.remediation_guard:
     state: renewed
     incident_id: INC-20260101-120000-web1
-    run_id: "{{ claude_flow_lock_run_id }}"
+    run_id: "{{ remediation_lock_run_id }}"
 
 - name: Refuse when cooldown or the circuit breaker say stop
   claude_flow.runbook.remediation_guard:
@@ -143,7 +143,7 @@ EXAMPLES = r'''
   claude_flow.runbook.remediation_guard:
     state: released
     incident_id: INC-20260101-120000-web1
-    run_id: "{{ claude_flow_lock_run_id }}"
+    run_id: "{{ remediation_lock_run_id }}"
     outcome: remediated
     actions: [rollback to release 2026-01-01]
 
