@@ -69,6 +69,11 @@ PLAYBOOK = '''---
         notify_progress: ["Automated response failed at 'a step': {{ case_failure }}"]
         notify_incident: "{{ incident_report_incident }}"
 
+    - name: Record what notify returned in the incident record (the response role's write-back)
+      ansible.builtin.import_role:
+        name: claude_flow.runbook.response
+        tasks_from: notified
+
     - name: Escalate
       ansible.builtin.import_role:
         name: claude_flow.runbook.notify
@@ -76,13 +81,10 @@ PLAYBOOK = '''---
       vars:
         notify_incident: "{{ incident_report_incident }}"
 
-    - name: Record the escalation levels sent in the incident record (as the response role does)
+    - name: Record the escalation levels sent, the notifications and the undelivered pages
       ansible.builtin.import_role:
-        name: claude_flow.runbook.incident_report
-        tasks_from: update
-      vars:
-        incident_report_changes:
-          escalations_sent: "{{ incident_report_incident.escalations_sent + notify_escalated | default([]) }}"
+        name: claude_flow.runbook.response
+        tasks_from: notified
 
     - name: Save the record
       ansible.builtin.import_role:
@@ -107,25 +109,12 @@ TICK_PLAYBOOK = '''---
   gather_facts: false
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
-    claude_flow_severity: P0
     claude_flow_responder: tester
   tasks:
-    - name: Find the open incident
+    - name: Escalation tick (find the open incident, send what is due, record it, save the record)
       ansible.builtin.import_role:
-        name: claude_flow.runbook.incident_report
-        tasks_from: open
-      vars:
-        claude_flow_incident_create: false
-
-    - name: Escalate
-      ansible.builtin.import_role:
-        name: claude_flow.runbook.notify
+        name: claude_flow.runbook.response
         tasks_from: escalate
-
-    - name: Save the record
-      ansible.builtin.import_role:
-        name: claude_flow.runbook.incident_report
-        tasks_from: save
 
     - name: Write the report
       ansible.builtin.import_role:
