@@ -22,10 +22,8 @@ description:
     such as the token path of a webhook URL), and a malformed URL fails with a message that names
     O(url_name) and the problem, never the URL.
   - Run it on the controller (C(delegate_to=localhost)), as managed hosts often cannot reach the internet.
-author:
-  - claude_flow.runbook maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - claude_flow.runbook.attributes
 options:
   channel:
     description:
@@ -90,12 +88,7 @@ options:
     default: routing_key
 attributes:
   check_mode:
-    support: full
     details: Sends nothing; checks the endpoint and the message as a real run would and returns RV(request).
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - The incident roles call this module for every notification and escalation; C(claude_flow.runbook.notify)
     records RV(result), RV(status) and the number of RV(attempts) per channel in the incident record and report.
@@ -189,39 +182,14 @@ request:
   returned: in check mode
   type: dict
   sample: {method: POST, endpoint: "https://events.pagerduty.com", body: {event_action: trigger, routing_key: "********"}}
-execution_time_ms:
-  description: Wall time of the module's work in milliseconds.
-  returned: always
-  type: int
 '''
 
-import time
-
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.claude_flow.runbook.plugins.module_utils import module_envelope
 from ansible_collections.claude_flow.runbook.plugins.module_utils.notification import (
     DEFAULT_DELAY, DEFAULT_MAX_DELAY, DEFAULT_RETRIES, DEFAULT_TIMEOUT, PAGERDUTY_EVENTS_URL, NotificationError, send)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            channel=dict(type='str', required=True, choices=['slack', 'pagerduty', 'webhook']),
-            url=dict(type='str', no_log=True),
-            routing_key=dict(type='str', no_log=True),
-            body=dict(type='dict', required=True),
-            retries=dict(type='int', default=DEFAULT_RETRIES),
-            delay=dict(type='float', default=DEFAULT_DELAY),
-            max_delay=dict(type='float', default=DEFAULT_MAX_DELAY),
-            timeout=dict(type='int', default=DEFAULT_TIMEOUT),
-            validate_certs=dict(type='bool', default=True),
-            mask_values=dict(type='list', elements='str', default=[], no_log=True),
-            url_name=dict(type='str', default='url'),
-            routing_key_name=dict(type='str', default='routing_key', no_log=False),
-        ),
-        supports_check_mode=True,
-    )
-    started = time.monotonic()
-    params = module.params
+def work(module, params):
     url = params['url'] if params['url'] is not None else (PAGERDUTY_EVENTS_URL if params['channel'] == 'pagerduty' else '')
     try:
         result = send(params['channel'], url, params['body'], routing_key=params['routing_key'],
@@ -230,12 +198,29 @@ def main():
                       mask_values=params['mask_values'], check_mode=module.check_mode,
                       url_name=params['url_name'], routing_key_name=params['routing_key_name'])
     except NotificationError as exc:
-        module.fail_json(msg=str(exc), result='NOT sent: %s' % exc, delivered=False, attempts=[],
-                         channel=params['channel'], execution_time_ms=int((time.monotonic() - started) * 1000))
-    result['execution_time_ms'] = int((time.monotonic() - started) * 1000)
-    if module.check_mode or result['delivered']:
-        module.exit_json(changed=True, msg=result['result'], **result)
-    module.fail_json(msg=result['result'], **result)
+        raise module_envelope.ModuleFailure(str(exc), result='NOT sent: %s' % exc, delivered=False, attempts=[],
+                                            channel=params['channel'])
+    if not (module.check_mode or result['delivered']):
+        raise module_envelope.ModuleFailure(result['result'], **result)
+    result.update(changed=True, msg=result['result'])
+    return result
+
+
+def main():
+    module_envelope.run(work, dict(
+        channel=dict(type='str', required=True, choices=['slack', 'pagerduty', 'webhook']),
+        url=dict(type='str', no_log=True),
+        routing_key=dict(type='str', no_log=True),
+        body=dict(type='dict', required=True),
+        retries=dict(type='int', default=DEFAULT_RETRIES),
+        delay=dict(type='float', default=DEFAULT_DELAY),
+        max_delay=dict(type='float', default=DEFAULT_MAX_DELAY),
+        timeout=dict(type='int', default=DEFAULT_TIMEOUT),
+        validate_certs=dict(type='bool', default=True),
+        mask_values=dict(type='list', elements='str', default=[], no_log=True),
+        url_name=dict(type='str', default='url'),
+        routing_key_name=dict(type='str', default='routing_key', no_log=False),
+    ))
 
 
 if __name__ == '__main__':
