@@ -39,11 +39,13 @@ def run(work, argument_spec, errors=(), wrapped=(), wrap_msg='{exc}', **module_o
     """
     started = time.monotonic()
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
+    refusals = (ModuleFailure,) + tuple(errors)
+    others = tuple(wrapped)
     try:
         result = work(module, module.params)
-    except (ModuleFailure,) + tuple(errors) as exc:
+    except refusals as exc:
         fail(module, started, str(exc), getattr(exc, 'details', None))
-    except tuple(wrapped) as exc:
+    except others as exc:
         fail(module, started, wrap_msg.format(exc=exc, **module.params), None)
     result['execution_time_ms'] = elapsed_ms(started)
     module.exit_json(**result)
