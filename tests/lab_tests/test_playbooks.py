@@ -282,6 +282,9 @@ def test_p0_corrupt_db_recovered_via_triage(lab, fresh, receiver, reports_dir):
     # the summary is one field per line, as in the runbook's template
     assert '- **Incident ID:** %s\n- **Severity:** P0 - Critical\n' % incident in report, report[:400]
     assert before[os.path.basename(host_file(lab, host, LIVE_DB))] in report, 'preserved sha256 not in the report'
+    # the investigation's anomaly count is memory_db_info's count with the bounds it applied (it once was the
+    # length of the result mapping, always 4)
+    assert re.search(r'^- Anomalous patterns: (\d+ \(confidence < 0\.3 or > 0\.95\)|unavailable: .+)$', report, re.M), report
     entries = assert_report_timeline(report, started, finished)
     assert any('System stabilized' in event for _stamp, event in entries)
     assert any('Incident resolved' in event for _stamp, event in entries)
