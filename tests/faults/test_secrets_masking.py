@@ -35,10 +35,9 @@ from receiver import Receiver  # noqa: E402  (tests/lab_tests is not a package)
 RUN_TIMEOUT = 300
 DEAD_PORT = 9   # discard: nothing listens on loopback, the connection is refused
 
-# The roles as a response runs them: open an incident, note a failed step in the timeline, page with
-# the failure quoted, tick the escalation levels, save the record, write the report and fetch it.
-PLAYBOOK = '''---
-- name: Notify and report on the controller
+# One play on the controller, run with the playbook's own Python; the play name is filled in.
+PLAY_HEAD = '''---
+- name: %s
   hosts: localhost
   connection: local
   gather_facts: false
@@ -46,6 +45,11 @@ PLAYBOOK = '''---
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
     claude_flow_responder: tester
   tasks:
+'''
+
+# The roles as a response runs them: open an incident, note a failed step in the timeline, page with
+# the failure quoted, tick the escalation levels, save the record, write the report and fetch it.
+PLAYBOOK = PLAY_HEAD.replace('%s', 'Notify and report on the controller') + '''\
     - name: Open the incident
       ansible.builtin.import_role:
         name: claude_flow.runbook.incident_report
@@ -102,15 +106,7 @@ PLAYBOOK = '''---
 
 
 # The next escalation tick, as playbooks/escalation_tick.yml runs it, then the report.
-TICK_PLAYBOOK = '''---
-- name: Escalation tick on the controller
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-    claude_flow_responder: tester
-  tasks:
+TICK_PLAYBOOK = PLAY_HEAD.replace('%s', 'Escalation tick on the controller') + '''\
     - name: Escalation tick (find the open incident, send what is due, record it, save the record)
       ansible.builtin.import_role:
         name: claude_flow.runbook.response
